@@ -1,0 +1,122 @@
+"""Shims that make the pinned OpenMMLab stack usable on the pinned torch.
+
+Each patch is idempotent, applied once at ``import amd_mmaction`` and
+explains which upstream defect it absorbs (see docs in README, "Compatibility").
+"""
+import importlib
+import importlib.util
+import os
+import os.path as osp
+import sys
+import tempfile
+import types
+
+_APPLIED = False
+
+
+def _stub_missing_drn():
+    """mmaction2 1.2.0 wheels/sdists lack ``mmaction/models/localizers/drn``
+    although ``localizers/__init__.py`` imports it, so ``import
+    mmaction.models`` fails.  Provide the module with a ``DRN`` that explains
+    itself when someone tries to use it (it is not registered)."""
+    name = 'mmaction.models.localizers.drn'
+    spec = importlib.util.find_spec('mmaction')
+    if spec is None or name in sys.modules:
+        return
+    # Look at the files: importing the package to ask would hit the error.
+    root = list(spec.submodule_search_locations)[0]
+    if osp.isdir(osp.join(root, 'models', 'localizers', 'drn')):
+        return
+
+    class DRN:  # noqa: D401 - placeholder for a module the release lacks
+        def __init__(self, *args, **kwargs):
+            raise ImportError(
+                'mmaction2 1.2.0 was released without '
+                'mmaction/models/localizers/drn; DRN is unavailable. '
+                'Install mmaction2 from source if you need it.')
+
+    pkg = types.ModuleType(name)
+    pkg.__path__ = []
+    mod = types.ModuleType(name + '.drn')
+    mod.DRN = DRN
+    pkg.drn = mod
+    sys.modules[name] = pkg
+    sys.modules[name + '.drn'] = mod
+
+
+def _load_local_checkpoint(filename, map_location=None):
+    """mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; torch
+    >= 2.6 then refuses mmengine's own checkpoints (message hub, numpy
+    scalars).  Local checkpoints are files the user chose to train from, so
+    they are loaded as mmengine intends (full pickle)."""
+    import torch
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+    try:
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+    except (EOFError, RuntimeError, OSError) as err:
+        raise RuntimeError(
+            f'checkpoint {filename!r} cannot be read ({err}); it is truncated '
+            'or not a torch checkpoint. Resume from an earlier checkpoint or '
+            'delete it.') from err
+
+
+def _patch_checkpoint_loader():
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', force=True)(
+        _load_local_checkpoint)
+
+
+def _atomic_write(filepath, data, mode, encoding=None):
+    filepath = str(filepath)
+    dirname = osp.dirname(osp.abspath(filepath))
+    os.makedirs(dirname, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dirname,
+                               prefix='.' + osp.basename(filepath) + '.',
+                               suffix='.tmp')
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _patch_atomic_local_writes():
+    """mmengine writes checkpoints and ``last_checkpoint`` with a plain
+    ``open(..., 'wb')``: a crash mid-write leaves a truncated file that
+    ``resume=True`` then picks.  Write to a temporary file and rename."""
+    from mmengine.fileio.backends import LocalBackend
+
+    def put(self, obj, filepath):
+        _atomic_write(filepath, obj, 'wb')
+
+    def put_text(self, obj, filepath, encoding='utf-8'):
+        _atomic_write(filepath, obj, 'w', encoding=encoding)
+
+    LocalBackend.put = put
+    LocalBackend.put_text = put_text
+
+
+def _patch_numpy2_ava():
+    """mmaction2's AVA evaluation uses ``np.NAN`` (removed in numpy 2)."""
+    import numpy as np
+    if not hasattr(np, 'NAN'):
+        np.NAN = np.nan
+
+
+def apply():
+    global _APPLIED
+    if _APPLIED:
+        return
+    _stub_missing_drn()
+    _patch_checkpoint_loader()
+    _patch_atomic_local_writes()
+    _patch_numpy2_ava()
+    _APPLIED = True

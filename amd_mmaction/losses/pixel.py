@@ -1,0 +1,36 @@
+"""Pixel reconstruction target and loss (method.md §2)."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmaction.registry import MODELS
+
+
+def tubelet_target(pixels: torch.Tensor, tubelet: int, patch: int,
+                   eps: float = 1e-6) -> torch.Tensor:
+    """(B, C, T, H, W) pixels in 0-1 -> (B, N, tubelet*patch*patch*C),
+    each token normalised per channel over its tubelet*patch*patch pixels
+    with (x - mean) / (sqrt(unbiased var) + eps). Tokens in raster order
+    (t, h, w); values ordered (t, p, q, c) within a token."""
+    B, C, T, H, W = pixels.shape
+    t, h, w = T // tubelet, H // patch, W // patch
+    x = pixels.reshape(B, C, t, tubelet, h, patch, w, patch)
+    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(B, t * h * w, tubelet * patch * patch, C)
+    x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + eps)
+    return x.flatten(2)
+
+
+@MODELS.register_module()
+class PixelReconstructionLoss(nn.Module):
+    """MSE (or L1) between predicted and normalised target tubelets."""
+
+    def __init__(self, loss_type='mse', loss_weight=1.0):
+        super().__init__()
+        if loss_type not in ('mse', 'l1'):
+            raise ValueError(f"loss_type must be 'mse' or 'l1', got {loss_type!r}")
+        self.loss_type = loss_type
+        self.loss_weight = loss_weight
+
+    def forward(self, pred, target):
+        fn = F.mse_loss if self.loss_type == 'mse' else F.l1_loss
+        return self.loss_weight * fn(pred.float(), target.float())

@@ -1,0 +1,3 @@
+from .amd import AMDPretrainer, mask_indices
+
+__all__ = ['AMDPretrainer', 'mask_indices']

@@ -1,0 +1,116 @@
+"""Read encoder weights from the checkpoint formats met in the wild
+(method.md §7) into :class:`VideoViT` names, with errors that say what is
+wrong."""
+import os.path as osp
+import pickle
+import re
+from typing import Dict, Optional
+
+import torch
+
+# Prefixes that wrap the encoder, in order of preference.
+ENCODER_PREFIXES = ('encoder.', 'backbone.', 'student.')
+# Names that are not part of the encoder proper (heads, decoders, tables).
+NON_ENCODER = re.compile(
+    r'^(decoder|encoder_to_decoder|mask_token|head|cls_head|fc_norm|'
+    r'decoder_pred|decoder_embed|decoder_norm|decoder_pos_embed|'
+    r'decoder_blocks|aligner|pos_embed)(\.|$)')
+# mmaction2 VisionTransformer -> VideoMAE names.
+RENAMES = (
+    (re.compile(r'^patch_embed\.projection\.'), 'patch_embed.proj.'),
+    (re.compile(r'\.mlp\.layers\.0\.0\.'), '.mlp.fc1.'),
+    (re.compile(r'\.mlp\.layers\.1\.'), '.mlp.fc2.'),
+)
+
+
+def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
+    """Load a checkpoint file and return its flat state dict.
+
+    Accepts a bare state dict or a dict holding one under ``model``,
+    ``module`` or ``state_dict``.
+    """
+    if not isinstance(path, str) or not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError:
+        # mmengine checkpoints pickle their message hub: a trusted local file.
+        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f'checkpoint {path!r} is not a readable torch file '
+                         f'(truncated or another format): {err}') from err
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'checkpoint {path!r} holds a {type(ckpt).__name__}, '
+                         'expected a dict (a state dict or one with a '
+                         "'model', 'module' or 'state_dict' key)")
+    for key in ('model', 'module', 'state_dict'):
+        if key in ckpt and isinstance(ckpt[key], dict):
+            ckpt = ckpt[key]
+            break
+    tensors = {k: v for k, v in ckpt.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ValueError(f'checkpoint {path!r} has no tensors; top-level keys: '
+                         f'{sorted(ckpt)[:10]}')
+    return tensors
+
+
+def to_encoder_state(state: Dict[str, torch.Tensor],
+                     source: str = '<state dict>') -> Dict[str, torch.Tensor]:
+    """Select the encoder's weights and rename them to VideoViT names.
+
+    Handles ``module.`` (DDP), ``encoder.`` (VideoMAE/AMD pre-training),
+    ``backbone.`` (mmaction2 recognizers), ``student.`` (this project),
+    mmaction2's ``projection`` / ``mlp.layers`` names, MAE's 2-D
+    ``patch_embed.proj`` and MAE's biased ``attn.qkv``.
+    """
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    for prefix in ENCODER_PREFIXES:
+        if any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            break
+    out = {}
+    for k, v in state.items():
+        if NON_ENCODER.match(k):
+            continue
+        for pattern, repl in RENAMES:
+            k = pattern.sub(repl, k)
+        out[k] = v
+    if not any(k.startswith('blocks.') for k in out):
+        raise ValueError(f'{source}: no encoder blocks found (keys like '
+                         f'blocks.0.attn.qkv.weight); first keys: {sorted(state)[:8]}')
+    return out
+
+
+def load_encoder_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor],
+                         source: str = '<state dict>',
+                         ignore: Optional[re.Pattern] = None) -> None:
+    """Strictly load ``state`` (already renamed) into ``model`` with errors
+    naming keys and shapes. Image checkpoints (2-D conv) are given a time
+    axis when the model's tubelet is 1."""
+    own = model.state_dict()
+    w = state.get('patch_embed.proj.weight')
+    if w is not None and w.ndim == 4 and own['patch_embed.proj.weight'].ndim == 5:
+        state = dict(state, **{'patch_embed.proj.weight': w.unsqueeze(2)})
+    depth_ckpt = 1 + max((int(k.split('.')[1]) for k in state if k.startswith('blocks.')), default=-1)
+    depth_model = 1 + max((int(k.split('.')[1]) for k in own if k.startswith('blocks.')), default=-1)
+    if depth_ckpt != depth_model:
+        raise ValueError(f'{source}: checkpoint has {depth_ckpt} blocks but the '
+                         f'config builds {depth_model}; set depth={depth_ckpt}')
+    if ignore is not None:
+        state = {k: v for k, v in state.items() if not ignore.match(k)}
+        own = {k: v for k, v in own.items() if not ignore.match(k)}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
+                  for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    problems = []
+    if mismatched:
+        problems.append('shape mismatch (wrong width/heads/patch?): ' + '; '.join(mismatched[:6]))
+    if missing:
+        problems.append(f'missing keys ({len(missing)}): {missing[:8]}')
+    if unexpected:
+        problems.append(f'unexpected keys ({len(unexpected)}): {unexpected[:8]}')
+    if problems:
+        raise ValueError(f'{source} does not fit the teacher encoder: ' + ' | '.join(problems))
+    model.load_state_dict(state, strict=ignore is None)
