@@ -111,11 +111,57 @@ def _patch_numpy2_ava():
         np.NAN = np.nan
 
 
+def _module_of(package):
+    """Top-level module of an installed distribution ('mmaction2' ->
+    'mmaction'), or the name itself."""
+    from importlib import metadata
+    try:
+        top = metadata.distribution(package).read_text('top_level.txt') or ''
+    except metadata.PackageNotFoundError:
+        return package
+    return top.split()[0] if top.split() else package.replace('-', '_')
+
+
+def _is_installed(package):
+    from importlib import metadata
+    try:
+        metadata.distribution(package)
+        return True
+    except metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(package)
+        return spec is not None and spec.origin is not None
+
+
+def _get_installed_path(package):
+    spec = importlib.util.find_spec(_module_of(package))
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f'package {package!r} is not installed (or is a '
+                           'namespace package); cannot resolve its path')
+    return osp.dirname(spec.origin)
+
+
+def _patch_pkg_resources_lookups():
+    """mmengine resolves ``mmaction::`` config bases with ``pkg_resources``,
+    which setuptools >= 81 no longer ships. Use importlib.metadata."""
+    try:
+        import pkg_resources  # noqa: F401
+        return
+    except ImportError:
+        pass
+    import mmengine.config.config as config_mod
+    import mmengine.utils as utils_mod
+    import mmengine.utils.package_utils as pkg_mod
+    for mod in (config_mod, utils_mod, pkg_mod):
+        mod.is_installed = _is_installed
+        mod.get_installed_path = _get_installed_path
+
+
 def apply():
     global _APPLIED
     if _APPLIED:
         return
     _stub_missing_drn()
+    _patch_pkg_resources_lookups()
     _patch_checkpoint_loader()
     _patch_atomic_local_writes()
     _patch_numpy2_ava()

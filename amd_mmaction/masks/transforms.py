@@ -71,7 +71,9 @@ class RepeatedAugment(BaseTransform):
         if int(num_views) < 1:
             raise ValueError(f'num_views must be >= 1, got {num_views}')
         self.num_views = int(num_views)
-        self.pipeline = Compose(transforms)
+        # Build with mmaction's registry so the views work outside a Runner too.
+        self.pipeline = Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t
+                                 for t in transforms])
         self.stack_keys = tuple(stack_keys)
 
     def transform(self, results: Dict) -> Dict:

@@ -1,0 +1,11 @@
+# AMD pre-training, ViT-B student (768/12/12, decoder 384/6) from a VideoMAE
+# ViT-L teacher (1024/24/16) aligned at teacher layers 12 and 24.
+_base_ = ['../_base_/amd_runtime.py', '../_base_/models/amd_vit-s_vit-b.py',
+          '../_base_/ssv2_pretrain_data.py', '../_base_/pretrain_schedule.py']
+model = dict(
+    student=dict(embed_dims=768, num_heads=12),
+    decoder=dict(embed_dims=384, num_heads=6),
+    teacher=dict(taps=(12, 24),
+                 checkpoint='checkpoints/videomae_vit-l_ssv2_pretrain.pth',
+                 encoder=dict(embed_dims=1024, depth=24, num_heads=16)),
+    alignment=dict(teacher_taps=(12, 24)))

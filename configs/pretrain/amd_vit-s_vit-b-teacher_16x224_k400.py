@@ -1,0 +1,6 @@
+# AMD pre-training, ViT-S student from a VideoMAE ViT-B teacher (taps 6, 12).
+# Put the teacher's VideoMAE pre-training checkpoint at the path below.
+_base_ = ['../_base_/amd_runtime.py', '../_base_/models/amd_vit-s_vit-b.py',
+          '../_base_/k400_pretrain_data.py', '../_base_/pretrain_schedule.py']
+model = dict(teacher=dict(
+    checkpoint='checkpoints/videomae_vit-b_k400_pretrain.pth'))

@@ -1,0 +1,7 @@
+# Plain VideoMAE baseline (tube masking 90%, no teacher), ViT-B. The data
+# pipeline's student mask is the 90% tube mask; its teacher mask is unused.
+_base_ = ['../_base_/amd_runtime.py', '../_base_/models/amd_vit-s_vit-b.py',
+          '../_base_/ssv2_pretrain_data.py', '../_base_/pretrain_schedule.py']
+model = dict(student=dict(embed_dims=768, num_heads=12),
+             decoder=dict(embed_dims=384, num_heads=6),
+             teacher=None, alignment=None)
