@@ -56,7 +56,7 @@ def _load_local_checkpoint(filename, map_location=None):
     try:
         return torch.load(filename, map_location=map_location,
                           weights_only=False)
-    except (EOFError, RuntimeError, OSError) as err:
+    except Exception as err:  # unpickling garbage raises anything (IndexError, ...)
         raise RuntimeError(
             f'checkpoint {filename!r} cannot be read ({err}); it is truncated '
             'or not a torch checkpoint. Resume from an earlier checkpoint or '
@@ -156,6 +156,27 @@ def _patch_pkg_resources_lookups():
         mod.get_installed_path = _get_installed_path
 
 
+def _patch_cpu_dist_init():
+    """mmengine's pytorch launcher calls ``torch.cuda.set_device``
+    unconditionally, which a CPU-only torch cannot do: on such a machine
+    initialise the process group (gloo) without touching CUDA."""
+    import mmengine.dist.utils as dist_utils
+    import torch
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_amd_cpu_safe', False):
+        return
+
+    def init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        if backend == 'nccl':
+            backend = 'gloo'
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    init_dist_pytorch._amd_cpu_safe = True
+    dist_utils._init_dist_pytorch = init_dist_pytorch
+
+
 def apply():
     global _APPLIED
     if _APPLIED:
@@ -165,4 +186,5 @@ def apply():
     _patch_checkpoint_loader()
     _patch_atomic_local_writes()
     _patch_numpy2_ava()
+    _patch_cpu_dist_init()
     _APPLIED = True

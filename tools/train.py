@@ -53,6 +53,8 @@ def build_config(args) -> Config:
     if not torch.cuda.is_available():
         # NCCL needs GPUs; CPU runs (tests, the demo) use gloo.
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+        if args.launcher != 'none' and 'model_wrapper_cfg' not in cfg:
+            cfg.model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel')
     return cfg
 
 

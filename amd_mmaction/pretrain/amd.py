@@ -35,6 +35,7 @@ class AMDPretrainer(BaseModel):
             teacher is built at all).
         alignment: FeatureAligner config (dims, heads, taps filled in from
             student and teacher); needed iff ``teacher`` is given.
+            ``manner='none'`` drops both: plain VideoMAE.
         pixel_loss: reconstruction loss config.
         nonfinite: what to do with a non-finite loss before the optimizer
             step: ``'stop'`` raises naming the iteration and terms,
@@ -60,11 +61,14 @@ class AMDPretrainer(BaseModel):
             raise ValueError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
         self.nonfinite = nonfinite
         self.skipped_steps = 0
+        self._skip_this_step = False
         self.student = MODELS.build(student)
         self.decoder = MODELS.build(dict(
             decoder, in_dims=self.student.embed_dims, num_tokens=self.student.num_tokens,
             out_dims=self.student.tubelet_size * self.student.patch_size ** 2 * 3))
         self.pixel_loss = MODELS.build(pixel_loss)
+        if alignment is not None and alignment.get('manner') == 'none':
+            teacher = alignment = None  # plain VideoMAE: no teacher is built
         if (teacher is None) != (alignment is None):
             raise ValueError('teacher and alignment go together: give both (AMD/DMAE) '
                              'or neither (plain VideoMAE)')
@@ -137,8 +141,12 @@ class AMDPretrainer(BaseModel):
     def loss(self, inputs, data_samples) -> Dict[str, torch.Tensor]:
         x, mask_stu = self._prepare(inputs, data_samples)
         if not torch.isfinite(x).all():
-            bad = [getattr(ds, 'metainfo', {}).get('filename', '?') for ds in data_samples]
-            raise FloatingPointError(f'non-finite values in the input batch (clips: {bad})')
+            per_clip = torch.isfinite(x.reshape(len(data_samples), -1)).all(1)
+            bad = [i for i, ok in enumerate(per_clip.tolist()) if not ok]
+            names = [data_samples[i].metainfo.get(
+                'filename', '<add filename to PackActionInputs meta_keys>') for i in bad]
+            raise FloatingPointError(f'non-finite values (NaN/Inf) in the input batch: '
+                                     f'clips {bad} ({names})')
         vis_idx = mask_indices(~mask_stu)
         mask_idx = mask_indices(mask_stu)
         taps = self.aligner.student_taps if self.aligner is not None else ()
@@ -146,7 +154,8 @@ class AMDPretrainer(BaseModel):
         pred = self.decoder(latent, vis_idx, mask_idx)
         with torch.no_grad():
             target = tubelet_target(self._pixels(x).float(), self.student.tubelet_size,
-                                    self.student.patch_size)
+                                    self.student.patch_size,
+                                    norm=getattr(self.pixel_loss, 'target_norm', 'channel'))
             target = gather_tokens(target, mask_idx)
         losses = {'loss_recon': self.pixel_loss(pred, target)}
         if self._teacher is not None:
@@ -171,25 +180,47 @@ class AMDPretrainer(BaseModel):
                     vis_idx=vis_idx, mask_idx=mask_idx)
 
     # -- non-finite losses are caught before the optimizer step --------------
+    def parse_losses(self, losses):
+        """mmengine's sum of the loss terms, checked for NaN/Inf.
+
+        The check lives here (not only in ``train_step``) because mmengine's
+        DDP wrapper calls ``parse_losses`` and then steps itself. Ranks agree
+        on the verdict (all-reduce), so none is left waiting in backward.
+        Under ``'skip'`` the returned loss is a zero that reaches every
+        trainable parameter: a DDP-wrapped step then sees zero gradients
+        (AdamW moments and weight decay still advance); :meth:`train_step`
+        (single process) skips the step exactly.
+        """
+        parsed, log_vars = super().parse_losses(losses)
+        finite = torch.isfinite(parsed.detach()).float()
+        from mmengine.dist import all_reduce, get_world_size
+        if get_world_size() > 1:
+            all_reduce(finite, op='min')
+        self._skip_this_step = False
+        if bool(finite > 0):
+            log_vars['skipped_steps'] = torch.tensor(float(self.skipped_steps))
+            return parsed, log_vars
+        it = MessageHub.get_current_instance().get_info('iter', -1)
+        terms = {k: float(v.detach().float().mean()) for k, v in losses.items()}
+        if self.nonfinite == 'stop':
+            raise FloatingPointError(
+                f'non-finite loss at iteration {it}: {terms}. Lower the lr, '
+                "enable grad clipping, or set model.nonfinite='skip'.")
+        self.skipped_steps += 1
+        self._skip_this_step = True
+        print_log(f'skipped iteration {it}: non-finite loss {terms} '
+                  f'({self.skipped_steps} skipped so far)', logger='current',
+                  level=30)
+        zero = sum((p * 0).sum() for p in self.parameters() if p.requires_grad)
+        return zero, {'skipped_steps': torch.tensor(float(self.skipped_steps))}
+
     def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
         with optim_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = self._run_forward(data, mode='loss')
         parsed, log_vars = self.parse_losses(losses)
-        if not torch.isfinite(parsed):
-            it = MessageHub.get_current_instance().get_info('iter', -1)
-            terms = {k: float(v) for k, v in losses.items()}
-            if self.nonfinite == 'stop':
-                raise FloatingPointError(
-                    f'non-finite loss at iteration {it}: {terms}. Lower the lr, '
-                    "enable grad clipping, or set model.nonfinite='skip'.")
-            self.skipped_steps += 1
+        if self._skip_this_step:
             optim_wrapper.zero_grad()
-            print_log(f'skipped iteration {it}: non-finite loss {terms} '
-                      f'({self.skipped_steps} skipped so far)', logger='current',
-                      level=30)
-            log_vars = {'skipped_steps': torch.tensor(float(self.skipped_steps))}
             return log_vars
         optim_wrapper.update_params(parsed)
-        log_vars['skipped_steps'] = torch.tensor(float(self.skipped_steps))
         return log_vars

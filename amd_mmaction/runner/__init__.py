@@ -1,0 +1,3 @@
+from .ddp import CPUSafeDistributedDataParallel
+
+__all__ = ['CPUSafeDistributedDataParallel']

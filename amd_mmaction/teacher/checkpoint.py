@@ -4,6 +4,7 @@ wrong."""
 import os.path as osp
 import pickle
 import re
+import warnings
 from typing import Dict, Optional
 
 import torch
@@ -32,11 +33,12 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     if not isinstance(path, str) or not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        # mmengine checkpoints pickle their message hub: a trusted local file.
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    except (RuntimeError, EOFError, OSError) as err:
+        try:
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError:
+            # mmengine checkpoints pickle their message hub: a trusted local file.
+            ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as err:  # unpickling garbage raises anything (IndexError, ...)
         raise ValueError(f'checkpoint {path!r} is not a readable torch file '
                          f'(truncated or another format): {err}') from err
     if not isinstance(ckpt, dict):
@@ -114,3 +116,61 @@ def load_encoder_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor],
     if problems:
         raise ValueError(f'{source} does not fit the teacher encoder: ' + ' | '.join(problems))
     model.load_state_dict(state, strict=ignore is None)
+
+
+def stored_pos_embed(state: Dict[str, torch.Tensor]) -> Optional[torch.Tensor]:
+    """The encoder's stored position table in a raw checkpoint state (MAE's
+    ``pos_embed``, mmaction2's ``backbone.pos_embed``), or None."""
+    names = {p + 'pos_embed' for p in ('',) + ENCODER_PREFIXES}
+    for k, v in state.items():
+        if (k[len('module.'):] if k.startswith('module.') else k) in names:
+            return v
+    return None
+
+
+def check_stored_pos_embed(state: Dict[str, torch.Tensor], encoder: torch.nn.Module,
+                           source: str = '<state dict>', tol: float = 1e-4) -> None:
+    """Compare a checkpoint's stored position table with the fixed one the
+    encoder recomputes (the stored one is never loaded).
+
+    MAE stores its 2-D sin-cos table with a zero class-token row first:
+    (1, 1 + N, C). A table that differs means the checkpoint was trained with
+    other positions (learned, interpolated, another grid), so the encoder's
+    features would silently be wrong. Raises for MAE-style checkpoints (a
+    class-token row, or an encoder with a class token); warns otherwise.
+    """
+    from ..student.vit import sincos_2d_table, sinusoid_table
+    table = stored_pos_embed(state)
+    if table is None:
+        return
+    own = encoder.pos_embed[0].float()
+    n, c = own.shape
+    t = table.detach().float().reshape(-1, table.shape[-1])
+    has_cls = t.shape[0] == n + 1
+    problem = None
+    if t.shape[1] != c or t.shape[0] not in (n, n + 1):
+        problem = (f'has shape {tuple(table.shape)}, the encoder grid {encoder.grid} '
+                   f'needs ({n} tokens, +1 with a class token) x {c}: wrong '
+                   'img_size/patch_size/embed_dims?')
+    else:
+        if has_cls and float(t[0].abs().max()) > tol:
+            problem = 'has a non-zero class-token row (MAE\'s is zeros)'
+        t = t[1:] if has_cls else t
+        err = float((t - own).abs().max())
+        if problem is None and err > tol:
+            hint = ''
+            if float((t - sinusoid_table(n, c)[0]).abs().max()) <= tol:
+                hint = " It matches pos_embed='sincos1d' (VideoMAE)."
+            elif encoder.grid[0] == 1 and c % 4 == 0 and float(
+                    (t - sincos_2d_table(encoder.grid[1], encoder.grid[2], c)[0]
+                     ).abs().max()) <= tol:
+                hint = " It matches pos_embed='sincos2d' (MAE)."
+            problem = (f'differs from the fixed table the encoder recomputes '
+                       f'(max |diff| {err:.3g}): learned or interpolated positions '
+                       f'cannot be used by this encoder.{hint}')
+    if problem is None:
+        return
+    msg = f'{source}: stored pos_embed {problem}'
+    if has_cls or getattr(encoder, 'cls_token', None) is not None:
+        raise ValueError(msg)
+    warnings.warn(msg)

@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 
 from mmaction.registry import MODELS
-from .checkpoint import load_encoder_weights, read_checkpoint, to_encoder_state
+from .checkpoint import (check_stored_pos_embed, load_encoder_weights,
+                         read_checkpoint, to_encoder_state)
 
 _DTYPES = {None: None, 'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -43,7 +44,9 @@ class FrozenTeacher(nn.Module):
             warnings.warn('FrozenTeacher has no checkpoint: the teacher is random. '
                           'Only tests should do this.')
         else:
-            state = to_encoder_state(read_checkpoint(checkpoint), checkpoint)
+            raw = read_checkpoint(checkpoint)
+            check_stored_pos_embed(raw, self.encoder, checkpoint)
+            state = to_encoder_state(raw, checkpoint)
             # The teacher has no final norm; ignore one in the checkpoint.
             state = {k: v for k, v in state.items() if not k.startswith('norm.')}
             load_encoder_weights(self.encoder, state, checkpoint)

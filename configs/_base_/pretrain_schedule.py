@@ -2,7 +2,6 @@
 # norms, mask tokens), lr = 1.2e-3 * batch / 256 where batch counts views
 # (16 decoded clips x 4 views per GPU), cosine per iteration to 1e-5 after
 # 10 warm-up epochs from 0, grad clip 0.02, mixed precision.
-num_views = 4
 max_epochs = 200  # 200 passes x 4 views = the paper's "800 epochs"
 warmup_epochs = 10
 base_lr = 1.2e-3
@@ -27,6 +26,7 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs + 1)
 val_cfg = None
 test_cfg = None
-# lr above is for 256 views per step = 64 decoded clips x 4 views; the
+# lr above is for 256 views per step = 64 decoded clips x 4 views (the
+# data config's num_views); the
 # runner rescales it to the real batch (GPUs x batch_size decoded clips).
-auto_scale_lr = dict(enable=True, base_batch_size=256 // num_views)
+auto_scale_lr = dict(enable=True, base_batch_size=64)
