@@ -3,6 +3,7 @@
 Each patch is idempotent, applied once at ``import amd_mmaction`` and
 explains which upstream defect it absorbs (see docs in README, "Compatibility").
 """
+import glob
 import importlib
 import importlib.util
 import os
@@ -77,6 +78,10 @@ def _atomic_write(filepath, data, mode, encoding=None):
                                prefix='.' + osp.basename(filepath) + '.',
                                suffix='.tmp')
     try:
+        # mkstemp makes 0600 files; give the checkpoint the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, mode, encoding=encoding) as f:
             f.write(data)
             f.flush()
@@ -86,6 +91,14 @@ def _atomic_write(filepath, data, mode, encoding=None):
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    # A process killed mid-write (SIGKILL, OOM) leaves its temporary file;
+    # drop such leftovers of this file once a complete copy is in place.
+    for stale in glob.glob(osp.join(glob.escape(dirname),
+                                    '.' + glob.escape(osp.basename(filepath)) + '.*.tmp')):
+        try:
+            os.remove(stale)
+        except OSError:
+            pass
 
 
 def _patch_atomic_local_writes():

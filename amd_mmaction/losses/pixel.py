@@ -7,27 +7,43 @@ from mmaction.registry import MODELS
 
 
 def tubelet_target(pixels: torch.Tensor, tubelet: int, patch: int,
-                   eps: float = 1e-6) -> torch.Tensor:
+                   eps: float = 1e-6, norm: str = 'channel') -> torch.Tensor:
     """(B, C, T, H, W) pixels in 0-1 -> (B, N, tubelet*patch*patch*C),
     each token normalised per channel over its tubelet*patch*patch pixels
     with (x - mean) / (sqrt(unbiased var) + eps). Tokens in raster order
-    (t, h, w); values ordered (t, p, q, c) within a token."""
+    (t, h, w); values ordered (t, p, q, c) within a token.
+
+    ``norm='patch'`` is MAE's ``norm_pix_loss`` for images instead: one mean
+    and unbiased variance over all values of the token (pixels and channels),
+    (x - mean) / sqrt(var + eps)."""
+    if norm not in ('channel', 'patch'):
+        raise ValueError(f"pixel target norm must be 'channel' or 'patch', got {norm!r}")
     B, C, T, H, W = pixels.shape
     t, h, w = T // tubelet, H // patch, W // patch
     x = pixels.reshape(B, C, t, tubelet, h, patch, w, patch)
     x = x.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(B, t * h * w, tubelet * patch * patch, C)
+    if norm == 'patch':
+        x = x.flatten(2)
+        return (x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=True, keepdim=True) + eps).sqrt()
     x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + eps)
     return x.flatten(2)
 
 
 @MODELS.register_module()
 class PixelReconstructionLoss(nn.Module):
-    """MSE (or L1) between predicted and normalised target tubelets."""
+    """MSE (or L1) between predicted and normalised target tubelets.
 
-    def __init__(self, loss_type='mse', loss_weight=1.0):
+    ``target_norm`` says how the pretrainer normalises the target tokens
+    (see :func:`tubelet_target`): ``'channel'`` (VideoMAE, method.md §2) or
+    ``'patch'`` (MAE's norm_pix_loss, the image setting)."""
+
+    def __init__(self, loss_type='mse', loss_weight=1.0, target_norm='channel'):
         super().__init__()
         if loss_type not in ('mse', 'l1'):
             raise ValueError(f"loss_type must be 'mse' or 'l1', got {loss_type!r}")
+        if target_norm not in ('channel', 'patch'):
+            raise ValueError(f"target_norm must be 'channel' or 'patch', got {target_norm!r}")
+        self.target_norm = target_norm
         self.loss_type = loss_type
         self.loss_weight = loss_weight
 

@@ -1,3 +1,4 @@
 from .ddp import CPUSafeDistributedDataParallel
+from .loops import ResumableEpochBasedTrainLoop
 
-__all__ = ['CPUSafeDistributedDataParallel']
+__all__ = ['CPUSafeDistributedDataParallel', 'ResumableEpochBasedTrainLoop']

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from torch.utils.checkpoint import checkpoint
 
 from mmaction.registry import MODELS
 
@@ -57,7 +58,15 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv3d(in_channels, embed_dims, kernel_size=k, stride=k)
 
     def forward(self, x):  # (B, C, T, H, W) -> (B, N, D)
-        return self.proj(x).flatten(2).transpose(1, 2)
+        # The stride-equals-kernel Conv3d as the matmul it is: cut tubelets
+        # (raster order, values ordered like the conv weight (c, t, p, q)),
+        # then one Linear. Same weights and result as self.proj(x); about
+        # 3x faster forward+backward on CPU (docs/speed.md).
+        B, C, T, H, W = x.shape
+        t, p, q = self.proj.kernel_size
+        x = x.reshape(B, C, T // t, t, H // p, p, W // q, q)
+        x = x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(B, -1, C * t * p * q)
+        return F.linear(x, self.proj.weight.flatten(1), self.proj.bias)
 
 
 class Attention(nn.Module):
@@ -157,13 +166,18 @@ class VideoViT(BaseModule):
         final_norm: build the final LayerNorm (students); teachers return raw
             block outputs and need none.
         drop_path_rate: stochastic depth (0 in pre-training).
+        grad_checkpointing: recompute each block in backward instead of
+            keeping its activations (less memory, about 1/3 more compute).
+        compile: ``torch.compile`` each block (True, or a dict of
+            torch.compile kwargs); weights and state dict are unchanged.
     """
 
     def __init__(self, embed_dims=768, depth=12, num_heads=12, mlp_ratio=4.0,
                  img_size=224, patch_size=16, num_frames=16, tubelet_size=2,
                  in_channels=3, qkv_bias='qv', norm_eps=1e-6,
                  pos_embed='sincos1d', with_cls_token=False, final_norm=True,
-                 drop_path_rate=0.0, init_cfg=None):
+                 drop_path_rate=0.0, init_cfg=None, grad_checkpointing=False,
+                 compile=False):
         super().__init__(init_cfg=init_cfg)
         for name, size, div in (('img_size', img_size, patch_size),
                                 ('num_frames', num_frames, tubelet_size)):
@@ -199,6 +213,15 @@ class VideoViT(BaseModule):
         init_vit_weights(self)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
+        self.grad_checkpointing = grad_checkpointing
+        if compile:
+            for blk in self.blocks:
+                blk.compile(**(compile if isinstance(compile, dict) else {}))
+
+    def _run_block(self, blk, tokens):
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(blk, tokens, use_reentrant=False)
+        return blk(tokens)
 
     def check_taps(self, taps: Iterable[int], who: str = 'encoder') -> Tuple[int, ...]:
         taps = tuple(sorted(int(t) for t in taps))
@@ -234,7 +257,7 @@ class VideoViT(BaseModule):
         last = max(taps) if (taps and not final) else self.depth
         feats = {}
         for i, blk in enumerate(self.blocks[:last], start=1):
-            tokens = blk(tokens)
+            tokens = self._run_block(blk, tokens)
             if i in taps:
                 feats[i] = tokens[:, n_cls:]
         out = None

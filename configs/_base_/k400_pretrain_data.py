@@ -1,6 +1,9 @@
 # Kinetics-400 pre-training data (H.264 .mp4), 16 frames stride 4,
 # multi-scale crop without flip, 4 views (crop + mask) per decoded clip.
-dataset_type = 'VideoDataset'
+# RobustVideoDataset: a broken clip is logged, counted and replaced instead of
+# ending the run (docs/reliability.md); 'pad' keeps short clips (looped by
+# SampleFrames, as VideoMAE does) and skips unreadable ones.
+dataset_type = 'RobustVideoDataset'
 data_root = 'data/kinetics400/videos_train'
 ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'
 num_frames = 16
@@ -34,4 +37,5 @@ train_dataloader = dict(
     batch_size=16, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type=dataset_type, ann_file=ann_file_train,
-                 data_prefix=dict(video=data_root), pipeline=train_pipeline))
+                 data_prefix=dict(video=data_root), pipeline=train_pipeline,
+                 on_bad_clip='pad'))

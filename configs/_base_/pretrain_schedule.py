@@ -22,7 +22,8 @@ param_scheduler = [
          eta_min_ratio=1e-5 / base_lr, by_epoch=True, begin=warmup_epochs,
          end=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+# resumes exactly from mid-epoch checkpoints too (docs/reliability.md)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs + 1)
 val_cfg = None
 test_cfg = None

@@ -27,7 +27,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='VideoDataset', ann_file=data_root + '/train.txt',
+    dataset=dict(type='RobustVideoDataset', on_bad_clip='pad', ann_file=data_root + '/train.txt',
                  data_prefix=dict(video=data_root + '/videos'),
                  pipeline=train_pipeline))
 
@@ -55,7 +55,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=1e-5,
          by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+# resumes exactly from mid-epoch checkpoints too (docs/reliability.md)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs + 1)
 val_cfg = None
 test_cfg = None

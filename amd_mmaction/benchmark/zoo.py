@@ -1,0 +1,164 @@
+"""Model-zoo rows for a list of configs: parameters, FLOPs, views,
+clips/s and (with a checkpoint and evaluation) top-1; written as a
+Markdown table and an mmaction2-style metafile (Collections / Models)."""
+import copy
+import os.path as osp
+import time
+from typing import Dict, List, Optional
+
+import torch
+import yaml
+
+from .flops import amd_flops, param_counts, token_counts
+from .step import build_model, find_transform, mask_setting, measure_model
+
+COLLECTION = dict(
+    Name='AMD',
+    README='README.md',
+    Paper=dict(Title='Asymmetric Masked Distillation for Pre-Training Small '
+                     'Foundation Models', URL='https://arxiv.org/abs/2311.03149'))
+
+
+class UnsupportedConfig(ValueError):
+    """A config whose model the zoo does not describe (e.g. detectors)."""
+
+
+def _views(cfg) -> int:
+    """Test views per video: clips x crops of the test pipeline (1 when the
+    config has none)."""
+    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
+    if not pipeline:
+        return 1
+    clips = 1
+    for name in ('SampleFrames', 'UniformSample', 'UniformSampleFrames'):
+        t = find_transform(pipeline, name)
+        if t is not None:
+            clips = int(t.get('num_clips', 1))
+            break
+    crops = 3 if find_transform(pipeline, 'ThreeCrop') else (
+        10 if find_transform(pipeline, 'TenCrop') else 1)
+    return clips * crops
+
+
+def _input_shape(cfg, model):
+    """One view (1, C, T, H, W) for a recognizer config, from its backbone."""
+    bb = cfg.model.get('backbone', {})
+    frames = bb.get('num_frames', 16)
+    size = bb.get('img_size', 224)
+    return (1, bb.get('in_channels', 3), frames, size, size)
+
+
+def pretrain_row(cfg, model, note: str, speed: bool, clips: int) -> Dict:
+    masks = mask_setting(cfg)
+    counts = token_counts(masks['grid'], masks['student_ratio'],
+                          masks['teacher_ratio'] if masks['mode'] == 'asymmetric' else None,
+                          masks['mode'])
+    flops = amd_flops(model, counts)
+    params = param_counts(model)
+    row = dict(kind='pretrain',
+               params=sum(v for k, v in params.items() if k != 'teacher'),
+               teacher_params=params.get('teacher', 0),
+               flops=sum(f['fwd'] + f['bwd'] for f in flops.values()),
+               flops_note='train step per clip (teacher fwd + student side fwd+bwd)',
+               views=masks['views'], note=note)
+    if speed:
+        r = measure_model(model, masks, clips, warmup=1, iters=1, components=False)
+        row['clips_per_s'] = r['clips_per_s']
+    return row
+
+
+def recognizer_row(cfg, model, speed: bool) -> Dict:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+    model.eval()
+    x = torch.randn(_input_shape(cfg, model))
+    with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), \
+            FlopCounterMode(display=False) as fc:
+        model(x[None], mode='tensor')
+    row = dict(kind='recognizer', params=sum(p.numel() for p in model.parameters()),
+               teacher_params=0, flops=fc.get_total_flops(),
+               flops_note='inference forward per view', views=_views(cfg), note='')
+    if speed:
+        with torch.no_grad():
+            model(x[None], mode='tensor')
+            t0 = time.perf_counter()
+            model(x[None], mode='tensor')
+            row['clips_per_s'] = 1 / (time.perf_counter() - t0)
+    return row
+
+
+def evaluate_top1(cfg, checkpoint: str, work_dir: str) -> Optional[float]:
+    """Top-1 of ``checkpoint`` on the config's test set through the real
+    Runner; None when the config has no test evaluator."""
+    from mmengine.runner import Runner
+    if not cfg.get('test_dataloader') or not cfg.get('test_evaluator'):
+        return None
+    cfg = copy.deepcopy(cfg)
+    cfg.load_from = checkpoint
+    cfg.work_dir = work_dir
+    metrics = Runner.from_cfg(cfg).test()
+    for key in ('acc/top1', 'top1', 'accuracy/top1'):
+        if key in metrics:
+            return float(metrics[key])
+    raise KeyError(f'test metrics {sorted(metrics)} have no top-1 (acc/top1)')
+
+
+def zoo_row(config_path: str, checkpoint: Optional[str] = None, evaluate: bool = False,
+            speed: bool = True, clips: int = 1, work_dir: str = 'work_dirs/model_zoo',
+            cfg_options: Optional[dict] = None) -> Dict:
+    from mmengine.config import Config
+    cfg = Config.fromfile(config_path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    model, note = build_model(cfg)
+    if model.__class__.__name__ == 'AMDPretrainer':
+        row = pretrain_row(cfg, model, note, speed, clips)
+    elif model.__class__.__name__.startswith('Recognizer'):
+        row = recognizer_row(cfg, model, speed)
+    else:
+        raise UnsupportedConfig(f'{config_path}: model type {type(model).__name__} is '
+                                'neither AMDPretrainer nor a Recognizer')
+    name = osp.splitext(osp.basename(config_path))[0]
+    row.update(name=name, config=config_path, weights=checkpoint, top1=None,
+               architecture=type(getattr(model, 'student', getattr(model, 'backbone', model))).__name__)
+    if checkpoint and evaluate:
+        row['top1'] = evaluate_top1(cfg, checkpoint, osp.join(work_dir, name))
+    return row
+
+
+def _num(n, unit):
+    return f'{n / unit:.2f}'
+
+
+def markdown_table(rows: List[Dict]) -> str:
+    lines = ['| config | kind | params (M) | teacher params (M) | GFLOPs | views '
+             '| clips/s | top-1 | notes |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---|']
+    for r in rows:
+        cps = f'{r["clips_per_s"]:.3g}' if r.get('clips_per_s') else ''
+        top1 = f'{100 * r["top1"]:.2f}' if r.get('top1') is not None else ''
+        notes = '; '.join(x for x in (r['flops_note'], r['note']) if x)
+        lines.append(f'| [{r["name"]}]({r["config"]}) | {r["kind"]} | {_num(r["params"], 1e6)} '
+                     f'| {_num(r["teacher_params"], 1e6) if r["teacher_params"] else ""} '
+                     f'| {_num(r["flops"], 1e9)} | {r["views"]} | {cps} | {top1} | {notes} |')
+    return '\n'.join(lines) + '\n'
+
+
+def metafile(rows: List[Dict]) -> str:
+    models = []
+    for r in rows:
+        meta = {'Architecture': r['architecture'], 'Parameters': int(r['params']),
+                'FLOPs': int(r['flops']), 'views': int(r['views'])}
+        if r['teacher_params']:
+            meta['Teacher Parameters'] = int(r['teacher_params'])
+        if r.get('clips_per_s'):
+            meta['clips/s'] = round(float(r['clips_per_s']), 4)
+        results = []
+        if r.get('top1') is not None:
+            results.append({'Task': 'Action Recognition',
+                            'Metrics': {'Top 1 Accuracy': round(100 * r['top1'], 2)}})
+        models.append({'Name': r['name'], 'In Collection': COLLECTION['Name'],
+                       'Config': r['config'], 'Metadata': meta, 'Results': results,
+                       'Weights': r.get('weights')})
+    return yaml.safe_dump({'Collections': [COLLECTION], 'Models': models},
+                          sort_keys=False)

@@ -1,0 +1,288 @@
+"""Bad-clip policy shared by the decord and DALI data paths.
+
+A bad clip is a file that is missing, cannot be opened or decoded, has no
+frames, or is shorter than the sampler needs. What happens to it is one
+setting, ``on_bad_clip``:
+
+* ``'skip'``: the clip is replaced by the next good one of the data set
+  (index + 1, + 2, ...), so epoch length and batch size stay as they are;
+  if decoding fails later, in a batch, the clip is dropped from its batch.
+* ``'pad'``: a clip that is merely short is kept and its frame indices are
+  filled as the frame sampler says (``SampleFrames.out_of_bound_opt``: loop,
+  or ``'repeat_last'`` to pad with the last frame); a clip with nothing to
+  pad from (missing, unreadable, zero frames) is skipped as above.
+* ``'fail'``: raise :class:`BadClipError` naming the file and the reason.
+
+Every skip and pad is logged (mmengine ``print_log``, level WARNING) and
+counted, per reason, in :data:`BAD_CLIPS` (this process) and in the
+``bad_clips`` attribute of the data set that met it.
+
+API for other data sets: build a :class:`BadClipPolicy`, call
+:func:`probe_video` / :func:`check_length` (they raise :class:`BadClipError`)
+and hand errors to :meth:`BadClipPolicy.handle`, or subclass
+:class:`RobustVideoDataset`.
+"""
+import logging
+import os
+import os.path as osp
+from collections import Counter
+from typing import Dict, NamedTuple, Optional
+
+from mmengine.logging import print_log
+
+from mmaction.datasets import VideoDataset
+from mmaction.registry import DATASETS
+
+POLICIES = ('skip', 'pad', 'fail')
+# reasons that 'pad' can repair: the frames exist, there are just too few
+PADDABLE = ('short',)
+# process-wide tally of bad clips met, by reason (also reached from collate)
+BAD_CLIPS: Counter = Counter()
+
+
+class BadClipError(RuntimeError):
+    """A clip that cannot be used as is; ``reason`` is one of ``missing``,
+    ``unreadable``, ``no_video``, ``zero_frames``, ``short``, ``decode``."""
+
+    def __init__(self, path: str, reason: str, detail: str = ''):
+        self.path, self.reason, self.detail = path, reason, detail
+        super().__init__(f'bad clip {path!r} ({reason})'
+                         + (f': {detail}' if detail else ''))
+
+
+class VideoInfo(NamedTuple):
+    num_frames: int
+    height: int
+    width: int
+    codec: str  # FFmpeg codec name: 'vp9', 'h264', 'mjpeg', ...
+
+
+_PROBES: Dict[tuple, VideoInfo] = {}
+
+
+def probe_video(path: str) -> VideoInfo:
+    """Frame count, size and codec of ``path`` without decoding a frame
+    (PyAV demuxes packets when the container stores no frame count, as
+    WebM does). Cached per process by (path, size, mtime)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise BadClipError(path, 'missing', e.strerror) from None
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key in _PROBES:
+        return _PROBES[key]
+    import av
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise BadClipError(path, 'no_video', 'no video stream')
+            stream = container.streams.video[0]
+            codec = stream.codec_context.name
+            height, width = stream.codec_context.height, stream.codec_context.width
+            frames = stream.frames
+            if frames <= 0:
+                frames = sum(1 for p in container.demux(stream) if p.size)
+    except BadClipError:
+        raise
+    except Exception as e:  # av.error.* on truncated / garbage files
+        raise BadClipError(path, 'unreadable', f'{type(e).__name__}: {e}') from None
+    if frames <= 0:
+        raise BadClipError(path, 'zero_frames', 'the video stream has no frames')
+    info = VideoInfo(int(frames), int(height), int(width), codec)
+    _PROBES[key] = info
+    return info
+
+
+def check_length(path: str, total_frames: int, min_frames: int) -> None:
+    """Raise ``BadClipError`` if a clip has no frames or fewer than the
+    sampler's span."""
+    if total_frames <= 0:
+        raise BadClipError(path, 'zero_frames', 'the video has no frames')
+    if total_frames < min_frames:
+        raise BadClipError(path, 'short', f'{total_frames} frames, the clip '
+                           f'sampler needs {min_frames}')
+
+
+def required_frames(transform) -> int:
+    """Frames a sampling transform spans: ``(clip_len - 1) * frame_interval
+    + 1`` for dense sampling (SampleFrames), ``clip_len`` for segment
+    sampling (UniformSample), 1 for anything else."""
+    name = type(transform).__name__
+    clip_len = int(getattr(transform, 'clip_len', 1) or 1)
+    if name == 'SampleFrames':
+        return (clip_len - 1) * int(transform.frame_interval) + 1
+    if name in ('UniformSample', 'UniformSampleFrames'):
+        return clip_len
+    return 1
+
+
+class BadClipPolicy:
+    """Applies ``on_bad_clip`` to a :class:`BadClipError`; counts and logs."""
+
+    def __init__(self, on_bad_clip: str = 'skip'):
+        if on_bad_clip not in POLICIES:
+            raise ValueError(f'on_bad_clip={on_bad_clip!r} is not one of {POLICIES}')
+        self.policy = on_bad_clip
+        self.counts: Counter = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def handle(self, err: BadClipError) -> str:
+        """Return the action taken (``'skip'`` or ``'pad'``) or re-raise."""
+        if self.policy == 'fail':
+            raise err
+        action = 'pad' if (self.policy == 'pad' and err.reason in PADDABLE) else 'skip'
+        self.counts[err.reason] += 1
+        BAD_CLIPS[err.reason] += 1
+        print_log(f'{action} {err} [{self.total} bad clips so far: '
+                  f'{dict(self.counts)}]', logger='current', level=logging.WARNING)
+        return action
+
+
+def _label(value: str, num_classes: Optional[int]) -> int:
+    try:
+        label = int(value)
+    except ValueError:
+        raise ValueError(f'label {value!r} is not an integer') from None
+    if label < 0 or (num_classes is not None and label >= num_classes):
+        top = num_classes - 1 if num_classes is not None else 'N'
+        raise ValueError(f'label {label} is outside 0..{top}')
+    return label
+
+
+def read_annotation(ann_file: str, video_prefix: Optional[str] = None,
+                    num_classes: Optional[int] = None, multi_class: bool = False,
+                    delimiter: str = ' ', check_files: bool = False,
+                    on_bad_line: str = 'fail') -> list:
+    """Parse an mmaction2 video list (``<path> [<label> ...]`` per line)
+    with errors naming ``file:line`` and the value.
+
+    A line with a non-integer or out-of-range label, a wrong field count or
+    (``check_files``) a video that does not exist is an error under
+    ``on_bad_line='fail'``, and a logged, counted, dropped line under
+    ``'skip'``. A file with no usable line is always an error. A line with
+    only a path is unlabeled (label -1), as in mmaction2.
+    """
+    if on_bad_line not in ('fail', 'skip'):
+        raise ValueError(f"on_bad_annotation={on_bad_line!r} is not 'fail' or 'skip'")
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(f'annotation file {ann_file!r} does not exist')
+    with open(ann_file) as f:
+        lines = f.read().splitlines()
+    data_list, bad = [], 0
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split() if delimiter == ' ' else line.strip().split(delimiter)
+        try:
+            if multi_class:
+                if len(fields) < 2:
+                    raise ValueError(f'expected "<path> <label> [<label> ...]", got {line!r}')
+                label = [_label(v, num_classes) for v in fields[1:]]
+            elif len(fields) == 1:
+                label = -1
+            elif len(fields) == 2:
+                label = _label(fields[1], num_classes)
+            else:
+                raise ValueError(f'expected "<path> <label>", got {len(fields)} fields: {line!r}')
+            path = osp.join(video_prefix, fields[0]) if video_prefix else fields[0]
+            if check_files and not osp.isfile(path):
+                raise ValueError(f'video {path!r} does not exist')
+        except ValueError as err:
+            if on_bad_line == 'fail':
+                raise ValueError(f'{ann_file}:{lineno}: {err}') from None
+            bad += 1
+            print_log(f'skip annotation line {ann_file}:{lineno}: {err} '
+                      f'[{bad} bad lines so far]', logger='current', level=logging.WARNING)
+            continue
+        data_list.append(dict(filename=path, label=label))
+    if not data_list:
+        why = f' ({bad} bad lines skipped)' if bad else ' (the file is empty)'
+        raise ValueError(f'annotation file {ann_file!r} lists no usable video{why}; '
+                         'expected lines "<path> <label>"')
+    return data_list
+
+
+@DATASETS.register_module()
+class RobustVideoDataset(VideoDataset):
+    """mmaction2 ``VideoDataset`` with the ``on_bad_clip`` policy.
+
+    The pipeline runs transform by transform; once a transform has set
+    ``total_frames`` (DecordInit, ProbeVideo) the length is checked against
+    the frame sampler's span. Exceptions of any transform are bad clips of
+    reason ``decode``. ``bad_clips`` counts them per reason.
+
+    The annotation file is checked when loaded (:func:`read_annotation`):
+    ``on_bad_annotation='fail'`` (default) raises naming ``file:line`` for a
+    bad label, a wrong field count or (``check_files=True``) a missing
+    video; ``'skip'`` logs, counts and drops the line. An empty list is
+    always an error. Without ``check_files`` a missing video is a bad clip
+    (reason ``missing``) when it is read.
+    """
+
+    def __init__(self, *args, on_bad_clip: str = 'skip',
+                 max_refetch: int = 100, on_bad_annotation: str = 'fail',
+                 check_files: bool = False, **kwargs):
+        self.policy = BadClipPolicy(on_bad_clip)
+        self.on_bad_annotation = on_bad_annotation
+        self.check_files = check_files
+        super().__init__(*args, max_refetch=max_refetch, **kwargs)
+        samplers = [required_frames(t) for t in self.pipeline.transforms]
+        self.min_frames = max(samplers) if samplers else 1
+
+    @property
+    def bad_clips(self) -> Counter:
+        return self.policy.counts
+
+    def load_data_list(self) -> list:
+        """The annotation file, checked line by line (see
+        :func:`read_annotation`; ``on_bad_annotation``, ``check_files``)."""
+        return read_annotation(self.ann_file, self.data_prefix.get('video'),
+                               self.num_classes, self.multi_class, self.delimiter,
+                               self.check_files, self.on_bad_annotation)
+
+    def _run_pipeline(self, results: dict) -> Optional[dict]:
+        path = results['filename']
+        if not osp.exists(path):
+            raise BadClipError(path, 'missing', 'no such file')
+        checked = False
+        for t in self.pipeline.transforms:
+            try:
+                results = t(results)
+            except BadClipError:
+                raise
+            except Exception as e:
+                raise BadClipError(path, 'decode', f'{type(t).__name__}: '
+                                   f'{type(e).__name__}: {e}') from e
+            if results is None:
+                return None
+            if not checked and 'total_frames' in results:
+                checked = True
+                try:
+                    check_length(path, int(results['total_frames']), self.min_frames)
+                except BadClipError as err:
+                    if self.policy.handle(err) == 'skip':
+                        return None
+        return results
+
+    def prepare_data(self, idx: int) -> Optional[dict]:
+        results = self.get_data_info(idx)
+        try:
+            return self._run_pipeline(results)
+        except BadClipError as err:
+            self.policy.handle(err)  # raises under 'fail'
+            return None
+
+    def __getitem__(self, idx: int) -> dict:
+        if not self._fully_initialized:
+            self.full_init()
+        # deterministic replacement (next index), in train and test mode
+        for step in range(self.max_refetch + 1):
+            data = self.prepare_data((idx + step) % len(self))
+            if data is not None:
+                return data
+        raise RuntimeError(f'{self.max_refetch + 1} clips in a row from index '
+                           f'{idx} are bad (see the warnings above); '
+                           f'counts: {dict(self.bad_clips)}')

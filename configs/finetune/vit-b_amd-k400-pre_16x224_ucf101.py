@@ -1,0 +1,35 @@
+# ViT-B AMD student pre-trained on Kinetics-400, fine-tuned on UCF101: 100 epochs, lr 5e-4
+# (our choice, after the common VideoMAE UCF101 script; the paper gives no schedule).
+# Recipe: method.md §6 (dense stride 4, 5x3 test). lr is per 256 clips (auto-scaled).
+# Start from a pre-training checkpoint with
+#   --cfg-options model.backbone.init_cfg.checkpoint=PRETRAIN.pth
+# or from tools/export_checkpoint.py output with --cfg-options load_from=OUT.pth
+_base_ = ['./_base_/vit_recognizer.py', './_base_/k400_finetune_data.py']
+# UCF101 split 1, videos under data/ucf101/videos.
+data_root = 'data/ucf101/videos'
+ann_file_train = 'data/ucf101/ucf101_train_split_1_videos.txt'
+ann_file_val = 'data/ucf101/ucf101_val_split_1_videos.txt'
+train_dataloader = dict(dataset=dict(ann_file=ann_file_train,
+                                     data_prefix=dict(video=data_root)))
+val_dataloader = dict(dataset=dict(ann_file=ann_file_val,
+                                   data_prefix=dict(video=data_root)))
+test_dataloader = dict(dataset=dict(ann_file=ann_file_val,
+                                    data_prefix=dict(video=data_root)))
+num_classes = 101
+max_epochs = 100
+warmup_epochs = 5
+model = dict(
+    backbone=dict(embed_dims=768, num_heads=12),
+    cls_head=dict(num_classes=num_classes, in_channels=768),
+    data_preprocessor=dict(blending=dict(augments=[
+        dict(type='MixupBlending', alpha=0.8, num_classes=num_classes),
+        dict(type='CutmixBlending', alpha=1.0, num_classes=num_classes)])))
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
+         eta_min_ratio=1e-3, by_epoch=True, begin=warmup_epochs,
+         end=max_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(max_epochs=max_epochs, val_interval=10)

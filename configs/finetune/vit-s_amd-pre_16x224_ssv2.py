@@ -1,0 +1,24 @@
+# ViT-S AMD student (ViT-B teacher) fine-tuned on Something-Something V2: 40 epochs, lr 1e-3.
+# Recipe: method.md §6 (ViT-S SSV2). lr is per 256 clips (auto-scaled).
+# Start from a pre-training checkpoint with
+#   --cfg-options model.backbone.init_cfg.checkpoint=PRETRAIN.pth
+# or from tools/export_checkpoint.py output with --cfg-options load_from=OUT.pth
+_base_ = ['./_base_/vit_recognizer.py', './_base_/ssv2_finetune_data.py']
+num_classes = 174
+max_epochs = 40
+warmup_epochs = 5
+model = dict(
+    backbone=dict(embed_dims=384, num_heads=6),
+    cls_head=dict(num_classes=num_classes, in_channels=384),
+    data_preprocessor=dict(blending=dict(augments=[
+        dict(type='MixupBlending', alpha=0.8, num_classes=num_classes),
+        dict(type='CutmixBlending', alpha=1.0, num_classes=num_classes)])))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
+         eta_min_ratio=1e-3, by_epoch=True, begin=warmup_epochs,
+         end=max_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(max_epochs=max_epochs, val_interval=5)

@@ -1,0 +1,188 @@
+"""mmengine checkpoints on the pinned torch: save, ``load_from``,
+``resume=True``; a real training process killed mid-epoch and mid-save
+resumes from the last complete checkpoint at the right iteration and
+learning rate; a truncated checkpoint gives a clear error.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ITERS_PER_EPOCH = 3  # 12 clips, batch 4
+SMALL = {'model.student.depth': 1, 'model.decoder.depth': 1,
+         'train_cfg.max_epochs': 3,
+         'default_hooks.checkpoint.interval': 1,
+         'default_hooks.checkpoint.max_keep_ckpts': 5}
+
+
+def scalars(work_dir, run='*'):
+    """{iter: lr} from the runs' (timestamp folders) vis_data/scalars.json."""
+    lrs = {}
+    for path in sorted(glob.glob(osp.join(work_dir, run, 'vis_data', 'scalars.json'))):
+        for line in open(path):
+            rec = json.loads(line)
+            if 'lr' in rec:
+                lrs[rec['step']] = rec['lr']
+    return lrs
+
+
+@pytest.fixture(scope='module')
+def reference(motion_data, tmp_path_factory):
+    """An uninterrupted 3-epoch run: its checkpoints and lr per iteration."""
+    from conftest import tiny_config
+    work = tmp_path_factory.mktemp('reference')
+    cfg = tiny_config('videomae_student_tiny_motion.py', motion_data, work, **SMALL)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 3 * ITERS_PER_EPOCH
+    return dict(work=str(work), lrs=scalars(str(work)),
+                state={k: v.clone() for k, v in runner.model.state_dict().items()})
+
+
+def test_checkpoint_contents(reference):
+    ckpt = torch.load(osp.join(reference['work'], 'epoch_1.pth'), weights_only=False)
+    assert ckpt['meta']['epoch'] == 1 and ckpt['meta']['iter'] == ITERS_PER_EPOCH
+    assert {'state_dict', 'optimizer', 'param_schedulers', 'message_hub'} <= set(ckpt)
+    assert not any(k.startswith('_teacher') for k in ckpt['state_dict'])
+    umask = os.umask(0)
+    os.umask(umask)  # atomic writes keep the usual file permissions
+    assert os.stat(osp.join(reference['work'], 'epoch_1.pth')).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_load_from_restores_weights_only(reference, tiny_cfg):
+    ckpt = osp.join(reference['work'], 'epoch_3.pth')
+    runner = Runner.from_cfg(tiny_cfg('videomae_student_tiny_motion.py', load_from=ckpt,
+                                      resume=False, **SMALL))
+    runner.load_or_resume()
+    assert runner.iter == 0 and runner.epoch == 0  # weights only, a fresh schedule
+    state = runner.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in reference['state'].items())
+
+
+def test_resume_continues_iteration_and_lr(reference, tiny_cfg):
+    ckpt = osp.join(reference['work'], 'epoch_1.pth')
+    runner = Runner.from_cfg(tiny_cfg('videomae_student_tiny_motion.py', load_from=ckpt,
+                                      resume=True, **SMALL))
+    runner.train()
+    assert runner.iter == 3 * ITERS_PER_EPOCH and runner.epoch == 3
+    resumed = scalars(runner.work_dir)
+    assert min(resumed) == ITERS_PER_EPOCH + 1  # the first iteration after the checkpoint
+    assert sorted(resumed) == list(range(ITERS_PER_EPOCH + 1, 3 * ITERS_PER_EPOCH + 1))
+    for it, lr in resumed.items():
+        assert lr == pytest.approx(reference['lrs'][it], rel=1e-9), it
+
+
+def test_resume_from_truncated_checkpoint(reference, tiny_cfg, tmp_path):
+    good = open(osp.join(reference['work'], 'epoch_2.pth'), 'rb').read()
+    cut = tmp_path / 'epoch_2.pth'
+    cut.write_bytes(good[:len(good) // 3])
+    runner = Runner.from_cfg(tiny_cfg('videomae_student_tiny_motion.py', load_from=str(cut),
+                                      resume=True, **SMALL))
+    with pytest.raises(RuntimeError, match=f"checkpoint '{cut}' cannot be read .*truncated"):
+        runner.load_or_resume()
+
+
+# -- a real training process, killed and resumed ------------------------------------
+def _train(config, work, *extra, fsize_limit=None):
+    """Start tools/train.py; with ``fsize_limit`` the kernel kills it
+    (SIGXFSZ, default action, like SIGKILL: no Python cleanup) as soon as a
+    write goes past that many bytes: a checkpoint save is cut mid-write."""
+    cmd = [sys.executable, '-c',
+           'import runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_DFL); '
+           "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+           osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', work, *extra]
+
+    def limits():
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if fsize_limit:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=limits,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _last_checkpoint(work):
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def test_sigkill_mid_epoch_and_mid_save_then_resume(reference, tiny_cfg, tmp_path):
+    cfg = tiny_cfg('videomae_student_tiny_motion.py', **SMALL)
+    config = str(tmp_path / 'tiny.py')
+    cfg.dump(config)
+    work = str(tmp_path / 'killed')
+
+    # 1. SIGKILL in the middle of epoch 2, after epoch_1.pth is complete.
+    proc = _train(config, work)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if max(scalars(work), default=0) >= ITERS_PER_EPOCH + 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert _last_checkpoint(work) == osp.join(work, 'epoch_1.pth')
+    assert not osp.exists(osp.join(work, 'epoch_2.pth'))
+
+    # 2. Resume, and be killed by the kernel while writing epoch_2.pth.
+    size = osp.getsize(osp.join(work, 'epoch_1.pth'))
+    proc = _train(config, work, '--resume', fsize_limit=size // 2)
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == -signal.SIGXFSZ, out[-3000:]
+    partial = glob.glob(osp.join(work, '.epoch_2.pth.*.tmp'))
+    assert partial and osp.getsize(partial[0]) <= size // 2  # the cut-off write
+    assert not osp.exists(osp.join(work, 'epoch_2.pth'))
+    assert _last_checkpoint(work) == osp.join(work, 'epoch_1.pth')
+
+    # 3. Resume again: from epoch_1.pth (the last complete one) to the end.
+    before = set(glob.glob(osp.join(work, '2*')))
+    proc = _train(config, work, '--resume')
+    out = proc.communicate(timeout=180)[0].decode()
+    assert proc.returncode == 0, out[-3000:]
+    assert f"Load checkpoint from {osp.join(work, 'epoch_1.pth')}" in out
+    assert 'resumed epoch: 1, iter: 3' in out
+    (run3,) = set(glob.glob(osp.join(work, '2*'))) - before
+    lrs = scalars(work, osp.basename(run3))
+    assert sorted(lrs) == list(range(ITERS_PER_EPOCH + 1, 3 * ITERS_PER_EPOCH + 1))
+    for it, lr in lrs.items():
+        assert lr == pytest.approx(reference['lrs'][it], rel=1e-9), it
+    assert not glob.glob(osp.join(work, '.*.tmp'))  # the leftover went with the good save
+    final = torch.load(osp.join(work, 'epoch_3.pth'), weights_only=False)
+    assert final['meta']['iter'] == 3 * ITERS_PER_EPOCH and final['meta']['epoch'] == 3
+
+
+def test_resume_mid_epoch_skips_trained_batches(motion_data, tmp_path):
+    """From an iteration checkpoint inside epoch 2, ResumableEpochBasedTrainLoop
+    trains only the rest of that epoch: same end iteration and lr as an
+    uninterrupted run (mmengine's loop would replay the whole epoch)."""
+    from conftest import tiny_config
+    opts = dict(SMALL, **{'train_cfg.max_epochs': 2,
+                          'train_cfg.type': 'ResumableEpochBasedTrainLoop',
+                          'default_hooks.checkpoint.by_epoch': False,
+                          'default_hooks.checkpoint.interval': 2})
+    full = Runner.from_cfg(tiny_config('videomae_student_tiny_motion.py', motion_data,
+                                       tmp_path / 'full', **opts))
+    full.train()
+    ckpt = str(tmp_path / 'full' / 'iter_4.pth')  # 1 of epoch 2's 3 batches done
+    resumed = Runner.from_cfg(tiny_config('videomae_student_tiny_motion.py', motion_data,
+                                          tmp_path / 'resumed', load_from=ckpt, resume=True,
+                                          **opts))
+    resumed.train()
+    assert (resumed.iter, resumed.epoch) == (full.iter, full.epoch) == (6, 2)
+    lrs, ref = scalars(str(tmp_path / 'resumed')), scalars(str(tmp_path / 'full'))
+    assert sorted(lrs) == [5, 6]
+    assert all(lrs[i] == pytest.approx(ref[i], rel=1e-9) for i in lrs)
+    log = open(osp.join(resumed.log_dir, f'{resumed.timestamp}.log')).read()
+    assert 'resumed in the middle of epoch 2: skipping its first 1 batches' in log
