@@ -276,7 +276,9 @@ def test_tiny_protocol_end_to_end(tmp_path):
         finetune=dict(epochs=1), linear_probe=dict(epochs=1)))
     out = str(tmp_path / 'out')
     lines = []
+    before = torch.get_num_threads()
     records = ProtocolRun(p, out, log=lines.append, log_level='WARNING').run()
+    assert torch.get_num_threads() == before  # 1 thread per stage, restored after
     assert [r['key'] for r in records] == [stage_key(s) for s in plan_stages(p)]
     by_key = {r['key']: r for r in records}
     for kind in ('finetune', 'linear_probe'):

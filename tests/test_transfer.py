@@ -102,7 +102,7 @@ def test_exported_backbone_computes_what_the_student_computes(pretrain_ckpt, tmp
 def test_position_table_rebuilt_for_target_clip(pretrain_ckpt, tmp_path):
     out = str(tmp_path / 'exported_16x96.pth')
     info = export_checkpoint(pretrain_ckpt, out, num_frames=16, img_size=96, num_heads=3)
-    pos = torch.load(out, map_location='cpu', weights_only=False)['state_dict']['backbone.pos_embed']
+    pos = torch.load(out, weights_only=False)['state_dict']['backbone.pos_embed']
     assert pos.shape == (1, 8 * 12 * 12, 96)
     torch.testing.assert_close(pos, sinusoid_table(8 * 12 * 12, 96))
     assert info['rebuilt'] == ['pos_embed']
@@ -128,8 +128,10 @@ def test_official_videomae_format(tmp_path, wrapper):
     export_checkpoint(src, out, num_frames=8, img_size=64)
     exported = torch.load(out, weights_only=False)['state_dict']
     assert sorted(exported) == sorted(f'backbone.{k}' for k in mm_vit().state_dict())
-    assert torch.equal(exported['backbone.blocks.3.mlp.layers.1.weight'], enc['blocks.3.mlp.fc2.weight'])
-    assert torch.equal(exported['backbone.patch_embed.projection.weight'], enc['patch_embed.proj.weight'])
+    assert torch.equal(exported['backbone.blocks.3.mlp.layers.1.weight'],
+                       enc['blocks.3.mlp.fc2.weight'])
+    assert torch.equal(exported['backbone.patch_embed.projection.weight'],
+                       enc['patch_embed.proj.weight'])
     assert torch.equal(exported['backbone.blocks.0.attn.q_bias'], enc['blocks.0.attn.q_bias'])
 
 
@@ -263,7 +265,10 @@ def test_export_cli(pretrain_ckpt, tmp_path, capsys):
     cli.main([pretrain_ckpt, out, '--num-frames', '16', '--img-size', '64'])
     printed = capsys.readouterr().out
     assert "rebuilt for 16x64: ['pos_embed']" in printed and 'wrote' in printed
-    assert torch.load(out, weights_only=False)['state_dict']['backbone.pos_embed'].shape == (1, 512, 96)
+    pos = torch.load(out, weights_only=False)['state_dict']['backbone.pos_embed']
+    assert pos.shape == (1, 512, 96)
+    with pytest.raises(SystemExit, match='export failed: .*nothere.pth'):
+        cli.main([str(tmp_path / 'nothere.pth'), out])
 
 
 def test_video_randaugment_one_draw_per_clip():

@@ -13,7 +13,9 @@ of the decord config's model (teacher weights random: same compute) on one
 real batch, on the CUDA device when there is one.
 """
 import argparse
+import atexit
 import os.path as osp
+import shutil
 import sys
 import tempfile
 import time
@@ -122,6 +124,7 @@ def main():
     MMLogger.get_instance('benchmark', log_level='WARNING')
     if not args.ann:
         tmp = tempfile.mkdtemp(prefix='bench_')
+        atexit.register(shutil.rmtree, tmp, True)
         data = make_motion_dataset(tmp, num_train=args.num_videos, num_val=0,
                                    num_frames=args.frames, size=args.size,
                                    ext=args.ext, seed=0)

@@ -35,10 +35,15 @@ def main(argv=None):
     p.add_argument('--no-baseline', action='store_true',
                    help='skip the plain VideoMAE student')
     p.add_argument('--json', help='also write the results to this file')
+    p.add_argument('--ablation', action='store_true',
+                   help='instead: time each fast-path choice against the plain way '
+                        '(alternately, scaled to one step)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     args = p.parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
+    if args.ablation:
+        return ablation(cfg, args)
     results = []
     for clips in args.clips:
         out = benchmark_config(cfg, clips, args.device, args.dtype, args.warmup,
@@ -49,6 +54,29 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=1, default=str)
+
+
+def ablation(cfg, args):
+    import torch
+    from amd_mmaction.benchmark.ablation import ablate
+    from amd_mmaction.benchmark.step import build_model, mask_setting
+    from amd_mmaction.benchmark.timing import synthetic_batch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, note = build_model(cfg)
+    if model.teacher is None:
+        raise SystemExit(f'{args.config}: the ablation needs a config with a teacher')
+    masks = mask_setting(cfg)
+    for clips in args.clips:
+        x, samples = synthetic_batch(model.train(), clips, masks['student_ratio'],
+                                     masks['teacher_ratio'], masks['mode'])
+        print(f'# {osp.basename(args.config)} clips={clips} threads='
+              f'{torch.get_num_threads()} {note}')
+        print('| choice | plain (ms/step) | fast (ms/step) | saved (ms/step) |')
+        print('|---|---:|---:|---:|')
+        for name, r in ablate(model, x, samples, args.iters).items():
+            print(f'| {name} | {r["plain"] * 1e3:.1f} | {r["fast"] * 1e3:.1f} '
+                  f'| {(r["plain"] - r["fast"]) * 1e3:.1f} |', flush=True)
 
 
 if __name__ == '__main__':

@@ -45,10 +45,13 @@ def main(argv=None):
         backbone['num_heads'] = args.num_heads
     if args.no_mean_pooling:
         backbone['use_mean_pooling'] = False
-    out = export_checkpoint(args.src, args.dst, num_frames=args.num_frames,
-                            img_size=args.img_size,
-                            fc_norm_from_norm=args.fc_norm_from_norm,
-                            strict=not args.no_strict, **backbone)
+    try:
+        out = export_checkpoint(args.src, args.dst, num_frames=args.num_frames,
+                                img_size=args.img_size,
+                                fc_norm_from_norm=args.fc_norm_from_norm,
+                                strict=not args.no_strict, **backbone)
+    except (FileNotFoundError, ValueError) as err:  # CheckpointMismatch too
+        raise SystemExit(f'export failed: {err}') from err
     print(f'backbone: {out["backbone"]}')
     print(f'carried over: {len(out["carried"])} tensors')
     print(f'rebuilt for {args.num_frames}x{args.img_size}: {out["rebuilt"]}')

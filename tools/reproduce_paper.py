@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 DEFAULT = osp.join(ROOT, 'configs', 'reproduce', 'motion_protocol.py')
 
 
-def machine() -> str:
+def machine(threads) -> str:
     import torch
     cpu = platform.processor() or platform.machine()
     try:
@@ -36,7 +36,8 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return (f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__} '
-            f'({torch.get_num_threads()} threads), Python {platform.python_version()}')
+            f'({threads or torch.get_num_threads()} thread(s) per stage), '
+            f'Python {platform.python_version()}')
 
 
 def parse_overrides(items):
@@ -69,6 +70,8 @@ def main(argv=None):
                    help='only re-make the report from the recorded stages')
     p.add_argument('--plan', action='store_true',
                    help='print the stages and a rough time estimate, run nothing')
+    p.add_argument('--threads', type=int, default=1,
+                   help='torch threads per stage (default 1; 0 keeps torch\'s default)')
     p.add_argument('--quiet', action='store_true',
                    help="only this tool's progress lines, not the Runner's logs")
     p.add_argument('--set', nargs='+', metavar='KEY=VALUE',
@@ -94,7 +97,7 @@ def main(argv=None):
     out = a.out or osp.join('work_dirs', 'reproduce_quick' if a.quick else 'reproduce')
     run = ProtocolRun(protocol, out, resume=not a.no_resume,
                       log=lambda m: print(m, flush=True),
-                      log_level='WARNING' if a.quiet else 'INFO')
+                      log_level='WARNING' if a.quiet else 'INFO', threads=a.threads or None)
     start = time.time()
     if not a.report_only:
         print(f'[reproduce] {len(plan_stages(protocol))} stages, '
@@ -103,7 +106,7 @@ def main(argv=None):
     else:
         records = [r for r in run.records.values()]
     info = dict(command=' '.join([osp.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-                machine=machine(), finished=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+                machine=machine(a.threads), threads=a.threads or None, finished=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
                 this_call_seconds=time.time() - start)
     paths = write_report(records, protocol, out, extra=info)
     print('\n' + markdown(summarize(records, protocol)))

@@ -13,6 +13,8 @@ import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional
 
+import torch
+
 from .protocol import plan_stages, stage_key
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -105,8 +107,13 @@ class ProtocolRun:
     """The protocol ``p`` run into ``out_dir``."""
 
     def __init__(self, p: dict, out_dir: str, resume: bool = True,
-                 log: Callable[[str], None] = print, log_level: str = 'INFO'):
+                 log: Callable[[str], None] = print, log_level: str = 'INFO',
+                 threads: Optional[int] = 1):
+        # threads: torch intra-op threads for every stage (None: leave as is).
+        # The tiny models gain little from a second thread, and on a busy
+        # machine spinning OpenMP threads slow each step several-fold.
         self.p, self.out, self.log, self.log_level = p, out_dir, log, log_level
+        self.threads = threads
         os.makedirs(out_dir, exist_ok=True)
         self.records_file = osp.join(out_dir, 'records.jsonl')
         self._check_same_protocol(resume)
@@ -152,8 +159,7 @@ class ProtocolRun:
         data / teacher -> everything after it for that seed (every seed
         when the data is shared); a student -> its transfers."""
         if stage['kind'] not in ('data', 'teacher', 'pretrain'):
-            return
-        return
+            return  # nothing is built on a transfer's output
         shared = stage['kind'] == 'data' and not self.p['data'].get('per_seed', True)
         for key in list(self.records):
             r = self.records[key]
@@ -226,7 +232,8 @@ class ProtocolRun:
                          'model.cls_head.in_channels': enc.embed_dims})
         else:
             ckpt = self.records[f"seed{stage['seed']}/pretrain/{stage['variant']}"]['checkpoint']
-        r = export_and_finetune(ckpt, self.data_for(stage['seed']), work, config=config, **opts)
+        r = export_and_finetune(ckpt, self.data_for(stage['seed']), work, config=config,
+                                threads=None, **opts)  # run() has set them
         gc.collect()
         return dict(top1=float(r['top1']), top5=_float(r.get('top5')),
                     mean1=_float(r.get('mean1')))
@@ -247,7 +254,13 @@ class ProtocolRun:
             start, cpu = time.time(), time.process_time()
             fn = {'data': self.run_data, 'teacher': self.run_teacher,
                   'pretrain': self.run_pretrain}.get(stage['kind'], self.run_transfer)
-            rec = dict(stage, key=key, **fn(stage))
+            previous = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                rec = dict(stage, key=key, **fn(stage))
+            finally:
+                torch.set_num_threads(previous)
             rec['seconds'] = time.time() - start
             # CPU seconds of this process: on a shared machine, the closer
             # estimate of what the stage costs alone (1 thread).

@@ -69,9 +69,9 @@ def summarize(records: List[dict], protocol: dict) -> dict:
                     claims.append(dict(claim=text, left=a, relation=rel, right=b,
                                        metric=kind, diff=d, holds=ok(d['mean']),
                                        seeds_holding=sum(ok(x) for x in d['values'])))
-    stage_seconds = defaultdict(float)
-    for r in records:
-        stage_seconds[r['kind']] += r['seconds']
+    order = ('data', 'teacher', 'teacher_probe', 'pretrain') + TRANSFERS
+    stage_seconds = {k: sum(r['seconds'] for r in records if r['kind'] == k) for k in order
+                     if any(r['kind'] == k for r in records)}
     stage_seconds['total'] = sum(stage_seconds.values())
     # Diagnostics: how good the teacher's own features are, and where each
     # pre-training ended (final logged losses, mean over seeds).
@@ -82,7 +82,7 @@ def summarize(records: List[dict], protocol: dict) -> dict:
     losses = {name: {k: sum(v) / len(v) for k, v in ls.items()} for name, ls in losses.items()}
     teacher_probe = stats([100.0 * r['top1'] for r in records if r['kind'] == 'teacher_probe'])
     return dict(seeds=sorted({r['seed'] for r in records}), variants=variants,
-                margins=margins, claims=claims, stage_seconds=dict(stage_seconds),
+                margins=margins, claims=claims, stage_seconds=stage_seconds,
                 teacher_probe=teacher_probe, final_losses=losses)
 
 
@@ -130,8 +130,8 @@ def markdown(summary: dict) -> str:
                        f"{c['seeds_holding']}/{c['diff']['n']} |")
     out += diagnostics(summary)
     st = summary['stage_seconds']
-    out += ['', '| stage | wall time (s, all seeds) |', '|---|---|']
-    out += [f'| {k} | {v:.0f} |' for k, v in st.items()]
+    out += ['', '| stage | wall time, all seeds (s) | per seed (s) |', '|---|---|---|']
+    out += [f'| {k} | {v:.0f} | {v / max(n, 1):.0f} |' for k, v in st.items()]
     return '\n'.join(out) + '\n'
 
 
@@ -200,6 +200,10 @@ def plot(summary: dict, path: str) -> str:
         for x, s in zip(xs, st):
             ax.scatter([x] * len(s['values']), s['values'], s=10, color='k', zorder=3)
     ax.axhline(100 / 6, color='gray', ls='--', lw=1, label='chance')
+    tp = summary.get('teacher_probe') or {}
+    if tp.get('n'):
+        ax.axhline(tp['mean'], color='tab:green', ls=':', lw=1.2,
+                   label='teacher, linear probe')
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([summary['variants'][n]['label'] for n in names], rotation=20,
                        ha='right', fontsize=8)

@@ -74,7 +74,7 @@ def _export_and_finetune(pretrain_ckpt, data, work_dir, config, overrides):
     runner.train()
     # RuntimeInfoHook keeps the last validation metrics as 'val/<metric>'.
     val = {k[len('val/'):]: float(v.current()) for k, v in runner.message_hub.log_scalars.items()
-           if k.startswith('val/')}
+           if k.startswith('val/') and not k.endswith('time')}
     test = runner.test()
     return dict(top1=float(test['acc/top1']), top5=float(test['acc/top5']),
                 mean1=float(test['acc/mean1']), val=val, exported=exported,

@@ -66,9 +66,10 @@ class ViTTokenMap(VideoViT):
                 f'input clip {tuple(x.shape)} does not fit the backbone: '
                 f'expected {self.grid[0] * tub} frames')
         # Whole AVA frames at short side 256 are 340 or 341 wide: like
-        # mmaction2's VisionTransformer, the patch embedding drops the last
+        # mmaction2's VisionTransformer (a strided conv), drop the last
         # W % patch columns (the token stride stays the patch size).
         gh, gw = h // p, w // p
+        x = x[..., :gh * p, :gw * p]
         tokens = self.patch_embed(x) + self.position_table(gh, gw).to(x.dtype)
         for blk in self.blocks:
             tokens = blk(tokens)

@@ -9,9 +9,10 @@ the AVA files that ``AVADataset`` / ``AVAMetric`` read:
     <root>/annotations/ava_dense_proposals_{train,val}_tiny.pkl
     <root>/annotations/ava_action_list_tiny.pbtxt
 
-Actions are learnable from what is drawn: a person is *stand* (12) when the
-box is tall, *sit* (11) when it is squat, also *walk* (14) when it moves and
-*carry/hold* (17) when a white object is attached to it. The label map also
+Actions are learnable from what is drawn inside each person box: *stand*
+(12) people are tall and warm-coloured, *sit* (11) ones squat and cool,
+*walk* (14) ones move fast with striped legs, *carry/hold* (17) ones hold a
+white square. The label map also
 lists *watch (a person)* (80), which no ground truth uses: the evaluation
 then meets a class without ground truth (its AP is NaN and left out of the
 mean). The last keyframe of the first val video is listed as excluded and,
@@ -34,16 +35,24 @@ UNUSED_ACTION = 80
 
 
 def _person(rng, width, height):
-    """Random person track: box size, start position, velocity (px/s)."""
+    """Random person track: box size, start position, velocity (px/s).
+
+    RoIAlign resamples every box to the same grid, so the cues are drawn
+    inside the box: standing people are warm-coloured (red channel high),
+    sitting ones cool (blue high); walkers move fast and have striped legs;
+    carriers hold a white square at their chest."""
     tall = bool(rng.random() < 0.5)
     bw = int(rng.integers(12, 18)) if tall else int(rng.integers(20, 28))
     bh = int(rng.integers(32, 44)) if tall else int(rng.integers(16, 22))
     moving = bool(rng.random() < 0.5)
-    speed = rng.choice([-1, 1]) * rng.uniform(5, 8) if moving else 0.0
+    speed = rng.choice([-1, 1]) * rng.uniform(15, 20) if moving else 0.0
+    warm, cool = int(rng.integers(170, 230)), int(rng.integers(30, 80))
+    green = int(rng.integers(60, 160))
+    # cv2 draws BGR: stand -> (cool, g, warm), sit -> (warm, g, cool)
+    color = (cool, green, warm) if tall else (warm, green, cool)
     return dict(size=(bw, bh), x0=rng.uniform(2, width - bw - 2),
                 y0=rng.uniform(2, height - bh - 2), vx=speed, tall=tall,
-                moving=moving, carry=bool(rng.random() < 0.5),
-                color=tuple(int(c) for c in rng.integers(60, 200, 3)))
+                moving=moving, carry=bool(rng.random() < 0.5), color=color)
 
 
 def _box_at(p, t, width):
@@ -69,9 +78,12 @@ def _draw(frame, p, box):
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     cv2.rectangle(frame, (x1, y1), (x2 - 1, y2 - 1), p['color'], -1)
     cv2.circle(frame, ((x1 + x2) // 2, y1 + 3), 3, (30, 30, 30), -1)
+    if p['moving']:  # striped legs
+        for x in range(x1, x2, 4):
+            cv2.line(frame, (x, (y1 + y2) // 2 + 2), (x, y2 - 1), (20, 20, 20), 1)
     if p['carry']:
-        cv2.rectangle(frame, (x2 - 4, (y1 + y2) // 2), (x2 + 2, (y1 + y2) // 2 + 6),
-                      (255, 255, 255), -1)
+        cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+        cv2.rectangle(frame, (cx - 4, cy - 4), (cx + 3, cy + 3), (255, 255, 255), -1)
 
 
 def _jitter(rng, box, width, height, scale):
