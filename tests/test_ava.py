@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from amd_mmaction.transfer.ava import (AVAPersonDetector, PersonRoIHead,
-                                       ViTTokenMap, assign_person_rois,
-                                       box_iou, boxes_to_frame,
-                                       make_ava_fixture, roi_align)
+from amd_mmaction.transfer.ava import (PersonRoIHead, ViTTokenMap,
+                                       assign_person_rois, box_iou,
+                                       boxes_to_frame, make_ava_fixture,
+                                       roi_align)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_VIT = dict(img_size=64, patch_size=8, num_frames=8, tubelet_size=2,
