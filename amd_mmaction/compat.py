@@ -190,6 +190,23 @@ def _patch_cpu_dist_init():
     dist_utils._init_dist_pytorch = init_dist_pytorch
 
 
+def _disable_broken_multimodal():
+    """mmaction2 1.2.0's optional VindLU models import names that
+    transformers 5 removed (``apply_chunking_to_forward``), so with a new
+    transformers installed ``import mmaction.models`` fails. Treat the
+    multimodal extra as absent then (its placeholders explain themselves)."""
+    import mmaction.utils.dependency as dep
+    if not getattr(dep, 'WITH_MULTIMODAL', False):
+        return
+    try:
+        from transformers.modeling_utils import apply_chunking_to_forward  # noqa: F401
+    except ImportError:
+        import warnings
+        dep.WITH_MULTIMODAL = False
+        warnings.warn('the installed transformers is too new for mmaction2 '
+                      "1.2.0's VindLU models; they are disabled")
+
+
 def apply():
     global _APPLIED
     if _APPLIED:
@@ -200,4 +217,5 @@ def apply():
     _patch_atomic_local_writes()
     _patch_numpy2_ava()
     _patch_cpu_dist_init()
+    _disable_broken_multimodal()
     _APPLIED = True

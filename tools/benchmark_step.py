@@ -29,6 +29,9 @@ def main(argv=None):
     p.add_argument('--teacher-dtype', choices=['fp32', 'bf16', 'fp16'],
                    help='teacher autocast dtype (default: --dtype)')
     p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--clock', default='wall', choices=['wall', 'cpu'],
+                   help="cpu: this process's CPU seconds (use with --threads 1 on a "
+                        'shared machine)')
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--iters', type=int, default=3, help='timed repeats (best is reported)')
     p.add_argument('--no-components', action='store_true')
@@ -48,7 +51,8 @@ def main(argv=None):
     for clips in args.clips:
         out = benchmark_config(cfg, clips, args.device, args.dtype, args.warmup,
                                args.iters, not args.no_components,
-                               not args.no_baseline, args.threads, args.teacher_dtype)
+                               not args.no_baseline, args.threads, args.teacher_dtype,
+                               args.clock)
         print(format_report(out, osp.basename(args.config)), flush=True)
         results.append(out)
     if args.json:

@@ -83,7 +83,7 @@ def _autocast(device, dtype):
 
 def measure_model(model, masks: Dict, clips: int, device='cpu', dtype=torch.float32,
                   warmup: int = 1, iters: int = 3, components: bool = True,
-                  probe=None) -> Dict:
+                  probe=None, clock: str = 'wall') -> Dict:
     """Everything about one model at ``clips`` clips per step. FLOP/s are
     turned into fractions of the matmul peak probed before each timed call
     (``peak_fraction``: best time over best probe; ``peak_fraction_paired``:
@@ -110,7 +110,7 @@ def measure_model(model, masks: Dict, clips: int, device='cpu', dtype=torch.floa
 
     with _autocast(device, dtype):
         run = step_fn(model, x, samples)
-        t = best_time(run, warmup, iters, device, probe)
+        t = best_time(run, warmup, iters, device, probe, clock)
         res['loss'] = float(run.loss)
         step = rates(t, step_flops * clips)
         res.update(step_s=step['s'], step_s_median=step['s_median'],
@@ -121,7 +121,8 @@ def measure_model(model, masks: Dict, clips: int, device='cpu', dtype=torch.floa
             comp = OrderedDict()
             for name, fn in component_fns(model, x, samples).items():
                 f = flops[name]['fwd'] + flops[name]['bwd']
-                comp[name] = rates(best_time(fn, warmup, iters, device, probe), f * clips)
+                comp[name] = rates(best_time(fn, warmup, iters, device, probe, clock),
+                                   f * clips)
             res['components'] = comp
     return res
 
@@ -129,31 +130,36 @@ def measure_model(model, masks: Dict, clips: int, device='cpu', dtype=torch.floa
 def benchmark_config(cfg, clips: int = 1, device='cpu', dtype='fp32',
                      warmup: int = 1, iters: int = 3, components: bool = True,
                      baseline: bool = True, threads: Optional[int] = None,
-                     teacher_dtype: Optional[str] = None) -> Dict:
+                     teacher_dtype: Optional[str] = None, clock: str = 'wall') -> Dict:
     """Measure ``cfg`` (an mmengine Config) and, with ``baseline``, its
     plain VideoMAE student in the same run. ``dtype`` other than fp32 runs
-    the step under autocast and measures the peak in that dtype."""
+    the step under autocast and measures the peak in that dtype. ``clock``:
+    'wall' seconds, or 'cpu' seconds of this process (see ``best_time``)."""
+    if clock == 'cpu' and torch.device(device).type != 'cpu':
+        raise ValueError("clock='cpu' measures CPU work; use clock='wall' on "
+                         f'device {device}')
     if threads:
         torch.set_num_threads(threads)
     dt = DTYPES[dtype]
     masks = mask_setting(cfg)
-    probe = peak_probe(device, dt)
+    probe = peak_probe(device, dt, clock=clock)
     model, note = build_model(cfg)
     if model.teacher is not None and (teacher_dtype or dtype != 'fp32'):
         model.teacher.autocast_dtype = DTYPES[teacher_dtype or dtype]
         if model.teacher.autocast_dtype == torch.float32:
             model.teacher.autocast_dtype = None
     out = OrderedDict(device=str(device), dtype=dtype, threads=torch.get_num_threads(),
+                      clock=clock,
                       note=note, masks=masks, teacher_dtype=teacher_dtype or dtype)
     if torch.device(device).type == 'cuda':
         out['device_name'] = torch.cuda.get_device_name(device)
     out['amd'] = measure_model(model, masks, clips, device, dt, warmup, iters,
-                               components, probe)
+                               components, probe, clock)
     del model
     if baseline and cfg.model.get('teacher') is not None:
         base, _ = build_model(videomae_counterpart(cfg))
         out['videomae'] = measure_model(base, masks, clips, device, dt, warmup, iters,
-                                        components, probe)
+                                        components, probe, clock)
         out['time_ratio'] = out['amd']['step_s'] / out['videomae']['step_s']
     out['matmul_peak'] = max(r['peak'] for r in (out.get('amd'), out.get('videomae')) if r)
     return out
@@ -167,7 +173,7 @@ def format_report(out: Dict, cfg_name: str = '') -> str:
     """Plain-text report of ``benchmark_config``'s result."""
     g = 1e9
     lines = [f'# {cfg_name}  device={out["device"]} dtype={out["dtype"]} '
-             f'threads={out["threads"]}']
+             f'threads={out["threads"]} clock={out["clock"]}']
     if out['note']:
         lines.append(f'# note: {out["note"]}')
     lines.append(f'matmul peak (measured, {out["dtype"]}, best probe): '
