@@ -75,11 +75,15 @@ def ablation(cfg, args):
         x, samples = synthetic_batch(model.train(), clips, masks['student_ratio'],
                                      masks['teacher_ratio'], masks['mode'])
         print(f'# {osp.basename(args.config)} clips={clips} threads='
-              f'{torch.get_num_threads()} {note}')
+              f'{torch.get_num_threads()} clock={args.clock} {note}')
         print('| choice | plain (ms/step) | fast (ms/step) | saved (ms/step) |')
         print('|---|---:|---:|---:|')
-        for name, r in ablate(model, x, samples, args.iters).items():
-            print(f'| {name} | {r["plain"] * 1e3:.1f} | {r["fast"] * 1e3:.1f} '
+        for name, r in ablate(model, x, samples, args.iters, args.clock).items():
+            mem = ''
+            if 'plain_saved_bytes' in r:
+                mem = (f' (activations {r["plain_saved_bytes"] / 2 ** 20:.0f} -> '
+                       f'{r["fast_saved_bytes"] / 2 ** 20:.0f} MiB)')
+            print(f'| {name}{mem} | {r["plain"] * 1e3:.1f} | {r["fast"] * 1e3:.1f} '
                   f'| {(r["plain"] - r["fast"]) * 1e3:.1f} |', flush=True)
 
 

@@ -1,7 +1,6 @@
 """What each fast-path choice buys on a real config: the plain way and
 the fast way of the same piece of the step, timed alternately on the same
 tensors (so both see the same machine load), scaled to one step."""
-import time
 from collections import OrderedDict
 from typing import Callable, Dict
 
@@ -10,17 +9,20 @@ import torch.nn.functional as F
 
 from ..pretrain.amd import mask_indices
 from ..student.vit import gather_tokens, sinusoid_table
+from .timing import CLOCKS, saved_tensor_bytes
 
 
-def paired(a: Callable, b: Callable, repeats: int = 5) -> Dict[str, float]:
-    """Best seconds of ``a`` and ``b``, run alternately."""
+def paired(a: Callable, b: Callable, repeats: int = 5, clock: str = 'wall') -> Dict[str, float]:
+    """Best seconds of ``a`` and ``b``, run alternately (``clock`` as in
+    :func:`best_time`)."""
+    now = CLOCKS[clock]
     a(), b()
     ta, tb = [], []
     for _ in range(repeats):
         for fn, ts in ((a, ta), (b, tb)):
-            t0 = time.perf_counter()
+            t0 = now()
             fn()
-            ts.append(time.perf_counter() - t0)
+            ts.append(now() - t0)
     return dict(plain=min(ta), fast=min(tb))
 
 
@@ -28,7 +30,8 @@ def _conv_embed(pe, x):
     return pe.proj(x).flatten(2).transpose(1, 2)
 
 
-def ablate(model, x, samples, repeats: int = 5) -> 'OrderedDict[str, Dict]':
+def ablate(model, x, samples, repeats: int = 5, clock: str = 'wall'
+           ) -> 'OrderedDict[str, Dict]':
     """Per optimisation: seconds per step the plain and the fast way, and
     how many times the piece runs in one step."""
     x, mask_stu = model._prepare(x, samples)
@@ -47,7 +50,7 @@ def ablate(model, x, samples, repeats: int = 5) -> 'OrderedDict[str, Dict]':
                 fn(tea.encoder.patch_embed, x)
         return run
     out['patch embed as Linear (not Conv3d)'] = paired(
-        embed(_conv_embed), embed(lambda pe, x: pe(x)), repeats)
+        embed(_conv_embed), embed(lambda pe, x: pe(x)), repeats, clock)
 
     # 2. token selection: boolean-mask copy vs index gather (student and
     #    teacher tokens, with backward through the student's).
@@ -63,7 +66,8 @@ def ablate(model, x, samples, repeats: int = 5) -> 'OrderedDict[str, Dict]':
     def select_gather():
         gather_tokens(tok_s, vis_idx).sum().backward()
         gather_tokens(tok_t, tea_idx)
-    out['index gather (not boolean-mask copy)'] = paired(select_mask, select_gather, repeats)
+    out['index gather (not boolean-mask copy)'] = paired(select_mask, select_gather,
+                                                          repeats, clock)
 
     # 3. position tables: recomputed every step vs fixed buffers.
     widths = [st.embed_dims, dec.blocks[0].norm1.normalized_shape[0],
@@ -77,7 +81,8 @@ def ablate(model, x, samples, repeats: int = 5) -> 'OrderedDict[str, Dict]':
     def tables_buffered():
         for m in [st, dec, tea.encoder] + list(getattr(al, 'generators', [])):
             m.pos_embed.to(x.dtype)
-    out['position tables as buffers'] = paired(tables_recomputed, tables_buffered, repeats)
+    out['position tables as buffers'] = paired(tables_recomputed, tables_buffered,
+                                                repeats, clock)
 
     # 4. attention: explicit softmax(QK^T)V vs fused SDPA, at the shapes
     #    of the step (decoder and generators fwd+bwd, teacher fwd).
@@ -109,7 +114,8 @@ def ablate(model, x, samples, repeats: int = 5) -> 'OrderedDict[str, Dict]':
                         if grad:
                             o.sum().backward()
         return run
-    out['SDPA (not explicit attention)'] = paired(attention(False), attention(True), repeats)
+    out['SDPA (not explicit attention)'] = paired(attention(False), attention(True),
+                                                   repeats, clock)
 
     # 5. teacher forward in fp32 vs under bf16 autocast (changes results:
     #    opt-in, FrozenTeacher(autocast='bf16')).
@@ -123,5 +129,24 @@ def ablate(model, x, samples, repeats: int = 5) -> 'OrderedDict[str, Dict]':
                 tea.autocast_dtype = old
         return run
     out['teacher bf16 autocast (opt-in)'] = paired(teacher(None), teacher(torch.bfloat16),
-                                                   repeats)
+                                                   repeats, clock)
+
+    # 6. activation checkpointing of the student (opt-in): the whole step
+    #    with and without; it trades time for the activations it frees.
+    def step(ckpt):
+        def run():
+            st.grad_checkpointing = ckpt
+            try:
+                for p in model.parameters():
+                    p.grad = None
+                sum(model.loss(x, samples).values()).backward()
+            finally:
+                st.grad_checkpointing = False
+        return run
+    r = paired(step(False), step(True), repeats, clock)
+    for ckpt, key in ((False, 'plain_saved_bytes'), (True, 'fast_saved_bytes')):
+        st.grad_checkpointing = ckpt
+        r[key] = saved_tensor_bytes(lambda: model.loss(x, samples))
+    st.grad_checkpointing = False
+    out['student activation checkpointing (opt-in)'] = r
     return out

@@ -43,7 +43,7 @@ def _views(cfg) -> int:
     return clips * crops
 
 
-def _input_shape(cfg, model):
+def _input_shape(cfg):
     """One view (1, C, T, H, W) for a recognizer config, from its backbone."""
     bb = cfg.model.get('backbone', {})
     frames = bb.get('num_frames', 16)
@@ -78,7 +78,7 @@ def recognizer_row(cfg, model, speed: bool) -> Dict:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
     model.eval()
-    x = torch.randn(_input_shape(cfg, model))
+    x = torch.randn(_input_shape(cfg))
     with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), \
             FlopCounterMode(display=False) as fc:
         model(x[None], mode='tensor')
@@ -126,8 +126,9 @@ def zoo_row(config_path: str, checkpoint: Optional[str] = None, evaluate: bool =
         raise UnsupportedConfig(f'{config_path}: model type {type(model).__name__} is '
                                 'neither AMDPretrainer nor a Recognizer')
     name = osp.splitext(osp.basename(config_path))[0]
+    encoder = getattr(model, 'student', getattr(model, 'backbone', model))
     row.update(name=name, config=config_path, weights=checkpoint, top1=None,
-               architecture=type(getattr(model, 'student', getattr(model, 'backbone', model))).__name__)
+               architecture=type(encoder).__name__)
     if checkpoint and evaluate:
         row['top1'] = evaluate_top1(cfg, checkpoint, osp.join(work_dir, name))
     return row
