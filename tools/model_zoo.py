@@ -27,6 +27,7 @@ def main(argv=None):
     p.add_argument('--checkpoints', nargs='*', default=[], metavar='CONFIG=CKPT')
     p.add_argument('--eval', action='store_true', help='run the test set for top-1')
     p.add_argument('--no-speed', action='store_true', help='skip the clips/s measurement')
+    p.add_argument('--speed-iters', type=int, default=3, help='timed runs (best is kept)')
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--out-md', default='model_zoo.md')
     p.add_argument('--out-yaml', default='metafile.yml')
@@ -53,7 +54,8 @@ def main(argv=None):
             print(f'skipped {cfg}: a _base_ fragment')
             continue
         try:
-            row = zoo_row(cfg, ckpts.get(osp.normpath(cfg)), args.eval, not args.no_speed,
+            row = zoo_row(cfg, ckpts.get(osp.normpath(cfg)), args.eval,
+                          0 if args.no_speed else args.speed_iters,
                           work_dir=args.work_dir, cfg_options=args.cfg_options)
         except UnsupportedConfig as e:
             print(f'skipped {e}')
