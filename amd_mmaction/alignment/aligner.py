@@ -1,5 +1,5 @@
 """Feature alignment between student and teacher layers (method.md §4)."""
-from typing import Dict, Sequence
+from typing import Dict
 
 import torch
 import torch.nn as nn

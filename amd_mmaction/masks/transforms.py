@@ -76,20 +76,27 @@ class RepeatedAugment(BaseTransform):
                                  for t in transforms])
         self.stack_keys = tuple(stack_keys)
 
+    def _view_input(self, results: Dict) -> Dict:
+        view = copy.copy(results)
+        # Some transforms (Flip) work in place: give each view its frames.
+        imgs = results['imgs']
+        view['imgs'] = ([im.copy() for im in imgs]
+                        if isinstance(imgs, list) else imgs.copy())
+        return view
+
+    def _merge(self, views: List[Dict]) -> Dict:
+        merged = views[0]
+        merged['imgs'] = np.concatenate([v['imgs'] for v in views], axis=0)
+        return merged
+
     def transform(self, results: Dict) -> Dict:
         views = []
         for _ in range(self.num_views):
-            view = copy.copy(results)
-            # Some transforms (Flip) work in place: give each view its frames.
-            imgs = results['imgs']
-            view['imgs'] = ([im.copy() for im in imgs]
-                            if isinstance(imgs, list) else imgs.copy())
-            out = self.pipeline(view)
+            out = self.pipeline(self._view_input(results))
             if out is None:
                 return None
             views.append(out)
-        merged = views[0]
-        merged['imgs'] = np.concatenate([v['imgs'] for v in views], axis=0)
+        merged = self._merge(views)
         for key in self.stack_keys:
             if key in merged:
                 merged[key] = np.stack([v[key] for v in views], axis=0)

@@ -1,9 +1,8 @@
 """The AMD pre-training model: student MAE + frozen teacher + alignment."""
-from typing import Dict, List, Optional, Union
+from typing import Dict, Optional
 
 import numpy as np
 import torch
-import torch.nn as nn
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 

@@ -1,5 +1,4 @@
 """DDP wrapper that also runs on CPU-only machines."""
-import torch
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 

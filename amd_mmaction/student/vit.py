@@ -4,7 +4,6 @@ model are all this one class (an image is a 1-frame clip, tubelet 1).
 Names follow the official VideoMAE/MAE checkpoints (``patch_embed.proj``,
 ``attn.q_bias``, ``mlp.fc1``) so that weights load without renaming.
 """
-import math
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import torch

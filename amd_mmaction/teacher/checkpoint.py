@@ -85,8 +85,7 @@ def to_encoder_state(state: Dict[str, torch.Tensor],
 
 
 def load_encoder_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor],
-                         source: str = '<state dict>',
-                         ignore: Optional[re.Pattern] = None) -> None:
+                         source: str = '<state dict>') -> None:
     """Strictly load ``state`` (already renamed) into ``model`` with errors
     naming keys and shapes. Image checkpoints (2-D conv) are given a time
     axis when the model's tubelet is 1."""
@@ -99,9 +98,6 @@ def load_encoder_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor],
     if depth_ckpt != depth_model:
         raise ValueError(f'{source}: checkpoint has {depth_ckpt} blocks but the '
                          f'config builds {depth_model}; set depth={depth_ckpt}')
-    if ignore is not None:
-        state = {k: v for k, v in state.items() if not ignore.match(k)}
-        own = {k: v for k, v in own.items() if not ignore.match(k)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
@@ -115,7 +111,7 @@ def load_encoder_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor],
         problems.append(f'unexpected keys ({len(unexpected)}): {unexpected[:8]}')
     if problems:
         raise ValueError(f'{source} does not fit the teacher encoder: ' + ' | '.join(problems))
-    model.load_state_dict(state, strict=ignore is None)
+    model.load_state_dict(state, strict=True)
 
 
 def stored_pos_embed(state: Dict[str, torch.Tensor]) -> Optional[torch.Tensor]:

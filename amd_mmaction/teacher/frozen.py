@@ -1,5 +1,4 @@
 """The frozen teacher: a pre-trained encoder used only for targets."""
-import re
 import warnings
 from typing import Dict, Optional, Sequence
 

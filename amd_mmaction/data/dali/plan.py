@@ -9,13 +9,14 @@ construction; DALI (see ``decode.py``) then plays the part of mmaction's
 ``Fuse``: decode those frames, crop, resize, flip, lay out as NCTHW.
 """
 import copy
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import numpy as np
-from mmcv.transforms import BaseTransform, Compose
+from mmcv.transforms import BaseTransform
 
 from mmaction.datasets.transforms import PackActionInputs
 from mmaction.registry import DATASETS, TRANSFORMS
+from ...masks.transforms import RepeatedAugment
 from ..robust import RobustVideoDataset, probe_video
 
 # codecs each DALI backend decodes (DALI 2.4 docs; environment.md)
@@ -61,37 +62,20 @@ def _lazy_view(results: Dict) -> Dict:
 
 
 @TRANSFORMS.register_module()
-class DALIViews(BaseTransform):
+class DALIViews(RepeatedAugment):
     """``RepeatedAugment`` for the DALI path: runs the (lazy) view
     transforms ``num_views`` times on copies of one clip's record and
     collects each view's geometry in ``dali_views``; masks and any other
     per-view array in ``stack_keys`` are stacked on axis 0, as
     ``RepeatedAugment`` does."""
 
-    def __init__(self, transforms: List[dict], num_views: int = 4,
-                 stack_keys: Sequence[str] = ('mask_stu', 'mask_tea')):
-        if int(num_views) < 1:
-            raise ValueError(f'num_views must be >= 1, got {num_views}')
-        self.num_views = int(num_views)
-        self.pipeline = Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t
-                                 for t in transforms])
-        self.stack_keys = tuple(stack_keys)
+    def _view_input(self, results: Dict) -> Dict:
+        return copy.deepcopy(results)  # no frames yet: the record is small
 
-    def transform(self, results: Dict) -> Dict:
-        views, outs = [], []
-        for _ in range(self.num_views):
-            out = self.pipeline(copy.deepcopy(results))
-            if out is None:
-                return None
-            outs.append(out)
-            views.append(_lazy_view(out))
-        merged = outs[0]
+    def _merge(self, views: List[Dict]) -> Dict:
+        merged = views[0]
+        merged['dali_views'] = [_lazy_view(v) for v in views]
         merged.pop('lazy', None)
-        for key in self.stack_keys:
-            if key in merged:
-                merged[key] = np.stack([o[key] for o in outs], axis=0)
-        merged['dali_views'] = views
-        merged['num_views'] = self.num_views
         return merged
 
 
