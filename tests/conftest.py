@@ -3,6 +3,7 @@ and tiny configs pointed at it."""
 import os
 import os.path as osp
 import sys
+import uuid
 import warnings
 
 import pytest
@@ -37,6 +38,10 @@ def tiny_config(name, data, work_dir, **overrides):
         'train_dataloader.batch_size': 4,
         'work_dir': str(work_dir),
         'default_hooks.logger.interval': 1,
+        # mmengine names its logger/visualizer instances after the experiment
+        # (config name + second): two Runners built in the same second would
+        # share them and log into each other's folders.
+        'experiment_name': f'{osp.splitext(name)[0]}_{uuid.uuid4().hex[:8]}',
     }
     opts.update(overrides)
     cfg.merge_from_dict(opts)

@@ -3,6 +3,7 @@ MAE-format teachers, the image data path on real PNG files, pre-training,
 export, fine-tuning, linear probing and the two paper configs."""
 import copy
 import os.path as osp
+import uuid
 import warnings
 
 import numpy as np
@@ -269,7 +270,9 @@ def tiny(name, shapes, work_dir, **overrides):
     opts = {'train_dataloader.dataset.ann_file': shapes['train'],
             'train_dataloader.dataset.data_prefix.img': shapes['root'],
             'train_dataloader.batch_size': 4, 'work_dir': str(work_dir),
-            'default_hooks.logger.interval': 1}
+            'default_hooks.logger.interval': 1,
+            # one logger/visualizer per Runner even when two start in the same second
+            'experiment_name': f'{osp.splitext(name)[0]}_{uuid.uuid4().hex[:8]}'}
     if 'val_dataloader' in cfg:
         opts['val_dataloader.dataset.data_prefix.img'] = shapes['val_dir']
     opts.update(overrides)
