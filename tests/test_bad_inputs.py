@@ -415,7 +415,37 @@ def test_nonfinite_loss_skip_counts_and_does_not_step(batch_and_model):
     assert model.skipped_steps == 2 and float(log_vars['skipped_steps']) == 2
     assert not optim.optimizer.state  # AdamW never stepped
     after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before if torch.isfinite(before[k]).all())
+    assert int(after['skipped_steps_count']) == 2
+    assert all(torch.equal(before[k], after[k]) for k in before
+               if k != 'skipped_steps_count' and torch.isfinite(before[k]).all())
+
+
+def test_skipped_steps_survive_checkpoint_and_resume(batch_and_model, tmp_path):
+    """The count is a buffer: saved with the weights, restored by mmengine's
+    loader (the one ``resume``/``load_from`` use), so a resumed run keeps
+    counting from where it stopped. A checkpoint from before the counter
+    existed still loads (counter at 0)."""
+    from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
+    data, model_cfg = batch_and_model
+    model = MODELS.build(dict(model_cfg, nonfinite='skip'))
+    _poison(model)
+    optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    for _ in range(3):
+        model.train_step(copy.deepcopy(data), optim)
+    save_checkpoint({'state_dict': model.state_dict(), 'meta': {}}, str(tmp_path / 'a.pth'))
+    resumed = MODELS.build(dict(model_cfg, nonfinite='skip'))
+    assert resumed.skipped_steps == 0
+    load_checkpoint(resumed, str(tmp_path / 'a.pth'), map_location='cpu', strict=True)
+    assert resumed.skipped_steps == 3
+    _poison(resumed)
+    log_vars = resumed.train_step(copy.deepcopy(data),
+                                  OptimWrapper(torch.optim.AdamW(resumed.parameters(), lr=1e-3)))
+    assert resumed.skipped_steps == 4 and float(log_vars['skipped_steps']) == 4
+    old = {k: v for k, v in model.state_dict().items() if k != 'skipped_steps_count'}
+    save_checkpoint({'state_dict': old, 'meta': {}}, str(tmp_path / 'old.pth'))
+    fresh = MODELS.build(dict(model_cfg, nonfinite='skip'))
+    load_checkpoint(fresh, str(tmp_path / 'old.pth'), map_location='cpu')
+    assert fresh.skipped_steps == 0
 
 
 def test_nonfinite_policy_name_checked():

@@ -59,7 +59,9 @@ class AMDPretrainer(BaseModel):
         if nonfinite not in ('stop', 'skip'):
             raise ValueError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
         self.nonfinite = nonfinite
-        self.skipped_steps = 0
+        # A buffer, so the count of skipped steps is saved in checkpoints and
+        # survives a resume (an int attribute would restart at 0).
+        self.register_buffer('skipped_steps_count', torch.zeros((), dtype=torch.long))
         self._skip_this_step = False
         self.student = MODELS.build(student)
         self.decoder = MODELS.build(dict(
@@ -179,6 +181,12 @@ class AMDPretrainer(BaseModel):
                     vis_idx=vis_idx, mask_idx=mask_idx)
 
     # -- non-finite losses are caught before the optimizer step --------------
+    @property
+    def skipped_steps(self) -> int:
+        """Optimizer steps dropped for a non-finite loss, over the whole run
+        (resumes included)."""
+        return int(self.skipped_steps_count)
+
     def parse_losses(self, losses):
         """mmengine's sum of the loss terms, checked for NaN/Inf.
 
@@ -197,7 +205,7 @@ class AMDPretrainer(BaseModel):
             all_reduce(finite, op='min')
         self._skip_this_step = False
         if bool(finite > 0):
-            log_vars['skipped_steps'] = torch.tensor(float(self.skipped_steps))
+            log_vars['skipped_steps'] = self.skipped_steps_count.detach().float()
             return parsed, log_vars
         it = MessageHub.get_current_instance().get_info('iter', -1)
         terms = {k: float(v.detach().float().mean()) for k, v in losses.items()}
@@ -205,13 +213,13 @@ class AMDPretrainer(BaseModel):
             raise FloatingPointError(
                 f'non-finite loss at iteration {it}: {terms}. Lower the lr, '
                 "enable grad clipping, or set model.nonfinite='skip'.")
-        self.skipped_steps += 1
+        self.skipped_steps_count += 1
         self._skip_this_step = True
         print_log(f'skipped iteration {it}: non-finite loss {terms} '
                   f'({self.skipped_steps} skipped so far)', logger='current',
                   level=30)
         zero = sum((p * 0).sum() for p in self.parameters() if p.requires_grad)
-        return zero, {'skipped_steps': torch.tensor(float(self.skipped_steps))}
+        return zero, {'skipped_steps': self.skipped_steps_count.detach().float()}
 
     def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
         with optim_wrapper.optim_context(self):
