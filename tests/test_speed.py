@@ -318,3 +318,46 @@ def test_model_zoo_rejects_missing_checkpoint(tmp_path):
     main = zoo_main()
     with pytest.raises(SystemExit):
         main([TINY, '--checkpoints', f'{TINY}={tmp_path}/none.pth', '--no-speed'])
+
+
+def test_model_zoo_eval_fills_top1_from_the_checkpoint(motion_data, tmp_path):
+    """--checkpoints CFG=CKPT --eval: top-1 comes from Runner.test() on that
+    checkpoint. The checkpoint is built so its answer is known: the head's
+    weights are zero and its bias picks class 0, so every view predicts
+    class 0 and top-1 is the share of class-0 clips in the test list (here
+    3 of 6), and 0 on a list without class 0. A row that ignored the
+    checkpoint (random head) would not give exactly 50.00 and 0.00."""
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    main = zoo_main()
+    cfg_path = osp.join(ROOT, 'configs/tiny/finetune_tiny_motion.py')
+    model = MODELS.build(Config.fromfile(cfg_path).model)
+    with torch.no_grad():
+        model.cls_head.fc_cls.weight.zero_()
+        model.cls_head.fc_cls.bias.copy_(torch.nn.functional.one_hot(
+            torch.tensor(0), model.cls_head.fc_cls.bias.numel()).float() * 10)
+    ckpt = tmp_path / 'biased.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    lines = [line.split() for line in open(motion_data['val'])]
+    zero = [f for f, label in lines if label == '0'][0]
+    others = [f'{f} {label}' for f, label in lines if label != '0'][:3]
+    results = {}
+    for name, entries in (('half', [f'{zero} 0'] * 3 + others), ('none', others)):
+        ann = tmp_path / f'{name}.txt'
+        ann.write_text('\n'.join(entries) + '\n')
+        md, meta = tmp_path / f'{name}.md', tmp_path / f'{name}.yml'
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            main([cfg_path, '--checkpoints', f'{cfg_path}={ckpt}', '--eval', '--no-speed',
+                  '--work-dir', str(tmp_path / 'zoo'), '--out-md', str(md),
+                  '--out-yaml', str(meta), '--cfg-options',
+                  f'test_dataloader.dataset.ann_file={ann}',
+                  f'test_dataloader.dataset.data_prefix.video={motion_data["root"]}'])
+        row = [line for line in md.read_text().splitlines() if line.startswith('| [')][0]
+        results[name] = (row.split('|')[8].strip(), yaml.safe_load(meta.read_text()))
+    assert results['half'][0] == '50.00' and results['none'][0] == '0.00'
+    model_meta = results['half'][1]['Models'][0]
+    assert model_meta['Results'] == [{'Task': 'Action Recognition',
+                                      'Metrics': {'Top 1 Accuracy': 50.0}}]
+    assert model_meta['Weights'] == str(ckpt)
