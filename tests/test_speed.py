@@ -361,3 +361,21 @@ def test_model_zoo_eval_fills_top1_from_the_checkpoint(motion_data, tmp_path):
     assert model_meta['Results'] == [{'Task': 'Action Recognition',
                                       'Metrics': {'Top 1 Accuracy': 50.0}}]
     assert model_meta['Weights'] == str(ckpt)
+
+
+def test_attention_benchmark_ways_agree(capsys):
+    """tools/benchmark_attention.py: explicit attention and query-chunked SDPA
+    give SDPA's output (the tool checks before it times) and it prints a row
+    per way and shape."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_attention', osp.join(ROOT, 'tools/benchmark_attention.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    q, k, v = (torch.randn(2, 3, 24, 8) for _ in range(3))
+    ref = F.scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(mod.query_chunks(q, k, v, 4), ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(mod.explicit(q, k, v), ref, rtol=1e-5, atol=1e-6)
+    mod.main(['--shape', '1,3,24,8', '2,2,16,8', '--chunks', '2', '5', '--iters', '1'])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(('1,', '2,'))]
+    assert len(rows) == 6  # sdpa, explicit, 2 chunks per shape; 5 divides neither
