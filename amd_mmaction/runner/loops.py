@@ -1,10 +1,13 @@
-"""An epoch loop that resumes exactly from a mid-epoch checkpoint."""
+"""An epoch loop that resumes exactly from a mid-epoch checkpoint and can
+prepare batches ahead in a thread."""
 import itertools
 
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 
 from mmaction.registry import LOOPS
+
+from .prefetch import PrefetchLoader
 
 
 class _SkipFirst:
@@ -32,9 +35,29 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
 
     The first resumed epoch logs ``[epoch][i/n]`` with ``n`` the batches
     left; iteration counts, lr and checkpoints follow ``runner.iter``.
+
+    ``prefetch=n`` (default 0: off) prepares the next ``n`` batches in a
+    background thread (:class:`PrefetchLoader`): for ``num_workers=0``
+    loaders, above all DALI GPU decoding, which cannot use worker processes.
     """
 
+    def __init__(self, *args, prefetch: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if prefetch < 0:
+            raise ValueError(f'train_cfg.prefetch must be >= 0, got {prefetch}')
+        self.prefetch = prefetch
+
     def run_epoch(self) -> None:
+        if not self.prefetch:
+            return self._run_epoch()
+        loader = self.dataloader
+        self.dataloader = PrefetchLoader(loader, self.prefetch)
+        try:
+            self._run_epoch()
+        finally:
+            self.dataloader = loader
+
+    def _run_epoch(self) -> None:
         done = self._iter - self._epoch * len(self.dataloader)
         batch_sampler = getattr(self.dataloader, 'batch_sampler', None)
         if not 0 < done < len(self.dataloader) or batch_sampler is None:

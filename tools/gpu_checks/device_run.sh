@@ -4,8 +4,10 @@
 #                          carry=[".whl"], timeout_s=420)
 # Installs the OpenMMLab wheels beside the image's torch (no network there),
 # then runs the AMD step benchmark: ViT-B student + ViT-L teacher, 16x224,
-# bf16, and the plain VideoMAE ViT-B beside it (step_gpu.py). Figures and
-# logs go to $OUT (they come back with the call). Exit status: step_gpu.py's.
+# bf16, and the plain VideoMAE ViT-B beside it (step_gpu.py), and the
+# prefetch-thread check (prefetch_gpu.py: CUDA stream hand-over, hidden decode
+# time). Figures and logs go to $OUT (they come back with the call).
+# Exit status: 0 when both checks pass.
 #
 # Smoke test on a CPU machine (what CI-less sessions can check):
 #   PYTHON=python DEVICE=cpu CONFIG=configs/tiny/amd_tiny_motion.py CLIPS=2 \
@@ -33,4 +35,9 @@ export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 cat "$OUT/env.txt"
 "$PYTHON" tools/gpu_checks/step_gpu.py --device "$DEVICE" --config "$CONFIG" --clips "$CLIPS" \
     --json "$OUT/step_gpu.json" 2>&1 | grep -v -i "warn" | tee "$OUT/step_gpu.log"
-exit "${PIPESTATUS[0]}"
+step_rc=${PIPESTATUS[0]}
+"$PYTHON" tools/gpu_checks/prefetch_gpu.py --device "$DEVICE" --json "$OUT/prefetch_gpu.json" 2>&1 \
+    | grep -v -i "warn" | tee "$OUT/prefetch_gpu.log"
+prefetch_rc=${PIPESTATUS[0]}
+echo "step_gpu rc=$step_rc prefetch_gpu rc=$prefetch_rc"
+[ "$step_rc" = 0 ] && [ "$prefetch_rc" = 0 ]
