@@ -1,0 +1,46 @@
+"""amd_mmaction.compat against packages that are really installed.
+
+The transformers case needs a recent transformers, which the project does
+not depend on. ``.ci/run`` installs one into a separate folder and names it
+in ``AMD_TEST_TRANSFORMERS_SITE``; the test appends that folder to the end
+of ``sys.path`` of a fresh interpreter, so only what the environment lacks
+(transformers and its own dependencies) comes from there.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PROBE = r'''
+import json, sys, warnings
+sys.path.append(sys.argv[1])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    import amd_mmaction
+    import mmaction.models  # VindLU's import would fail here without the shim
+import transformers
+from mmaction.registry import MODELS
+from mmaction.utils import dependency
+print(json.dumps(dict(
+    version=transformers.__version__, multimodal=dependency.WITH_MULTIMODAL,
+    ours='AMDPretrainer' in MODELS.module_dict, recognizer='Recognizer3D' in MODELS.module_dict,
+    warned=[str(w.message) for w in caught if 'transformers' in str(w.message)])))
+'''
+
+
+def test_new_transformers_disables_vindlu_and_everything_else_imports():
+    site = os.environ.get('AMD_TEST_TRANSFORMERS_SITE')
+    if not site:
+        pytest.skip('set AMD_TEST_TRANSFORMERS_SITE to a folder holding transformers>=5 '
+                    '(pip install --target DIR "transformers>=5"; .ci/run does this)')
+    out = subprocess.run([sys.executable, '-c', PROBE, site], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert int(r['version'].split('.')[0]) >= 5
+    assert r['multimodal'] is False and r['ours'] and r['recognizer']
+    assert any('too new' in w and 'VindLU' in w for w in r['warned']), r['warned']
