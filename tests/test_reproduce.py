@@ -40,6 +40,7 @@ def test_protocol_full_and_quick():
     ({'seeds': [1, 1]}, 'seeds'),
     ({'data': {'num_val': 0}}, 'data.num_val'),
     ({'variants': ['videomae', 'nope']}, "unknown variant(s) ['nope']"),
+    ({'variants': 'videomae'}, "variants selects students by name: a list"),
 ])
 def test_protocol_errors_name_the_key(overrides, message):
     with pytest.raises(ValueError, match=message.replace('(', r'\(').replace(')', r'\)')

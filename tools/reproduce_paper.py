@@ -14,6 +14,7 @@ Writes results.md / .json / .csv and results.png into --out.
 A rerun into the same --out skips the stages already done.
 """
 import argparse
+import ast
 import json
 import os
 import os.path as osp
@@ -41,7 +42,8 @@ def machine(threads) -> str:
 
 
 def parse_overrides(items):
-    """key.sub=value (value parsed as JSON when it parses) -> nested dict."""
+    """key.sub=value (value parsed as JSON, else as a Python literal, else
+    kept as a string) -> nested dict."""
     out = {}
     for item in items or []:
         if '=' not in item:
@@ -50,7 +52,10 @@ def parse_overrides(items):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            pass
+            try:
+                value = ast.literal_eval(value)  # ['a', 'b'], True, (1, 2)
+            except (ValueError, SyntaxError):
+                pass
         node = out
         *parents, leaf = key.split('.')
         for k in parents:

@@ -77,6 +77,9 @@ def load_protocol(path: str, quick: bool = False, overrides: Optional[dict] = No
         keep = part.pop('variants', None)
         p = _merge(p, part)
         if keep is not None:
+            if not isinstance(keep, (list, tuple)):
+                raise ValueError(f'{path}: {name}.variants selects students by name: a list '
+                                 f"such as ['videomae', 'amd_serial'], got {keep!r}")
             unknown = [v for v in keep if v not in p['variants']]
             if unknown:
                 raise ValueError(f'{path}: {name}.variants names unknown variant(s) {unknown}; '
