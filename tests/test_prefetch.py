@@ -142,3 +142,12 @@ def test_cuda_batches_are_complete_when_the_consumer_reads_them():
         assert k == i and bool((x == k % 251).all()), k
         for _ in range(4):
             w = (w @ w).clamp_(-1, 1)
+
+
+def test_negative_prefetch_named_in_the_error(motion_data, tmp_path):
+    from conftest import tiny_config
+    from mmengine.runner import Runner
+    cfg = tiny_config('amd_tiny_motion_dali.py', motion_data, tmp_path, **{
+        'model.teacher.checkpoint': None, 'train_cfg.prefetch': -1})
+    with pytest.raises(ValueError, match='train_cfg.prefetch must be >= 0, got -1'):
+        Runner.from_cfg(cfg).train()
