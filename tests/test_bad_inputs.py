@@ -224,8 +224,28 @@ def test_missing_annotation_file(tmp_path):
         read_annotation(str(tmp_path / 'absent.txt'))
 
 
+@pytest.mark.parametrize('context', ['fork', 'spawn'])
+def test_counts_include_dataloader_workers(videos, tmp_path, context):
+    """Worker processes count into the data set's shared table: the main
+    process sees every bad clip its workers met, per reason."""
+    from torch.utils.data import DataLoader
+    names = ['good', 'corrupt', 'good2', 'empty', 'short', 'good', 'zero', 'good2']
+    ds = dataset(videos, tmp_path, names, on_bad_clip='skip')
+    loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=pseudo_collate,
+                        multiprocessing_context=context)
+    assert sum(len(b['inputs']) for b in loader) == len(names)
+    # the same items read in this process count the same (a skipped item's
+    # replacement can be bad too: empty -> short)
+    alone = dataset(videos, tmp_path, names, on_bad_clip='skip')
+    for i in range(len(alone)):
+        alone[i]
+    assert ds.bad_clips == alone.bad_clips == {'decode': 3, 'short': 2}
+    assert ds.policy.total == 5
+
+
 # -- a corrupt clip in the middle of a real Runner epoch -----------------------
-def test_runner_epoch_survives_corrupt_clip(motion_data, tiny_cfg, videos, tmp_path):
+@pytest.mark.parametrize('workers', [0, 2])
+def test_runner_epoch_survives_corrupt_clip(motion_data, tiny_cfg, videos, tmp_path, workers):
     from mmengine.runner import Runner
     lines = open(motion_data['train']).read().split('\n')[:8]
     lines.insert(4, f'{videos["corrupt"]} 0')  # absolute path: os.path.join keeps it
@@ -237,15 +257,20 @@ def test_runner_epoch_survives_corrupt_clip(motion_data, tiny_cfg, videos, tmp_p
         'train_dataloader.dataset.ann_file': str(ann),
         'train_dataloader.sampler.shuffle': False,
         'train_dataloader.batch_size': 3,
+        'train_dataloader.num_workers': workers,
         'train_cfg.max_epochs': 1,
         'default_hooks.checkpoint.interval': 100,
         'model.student.depth': 1, 'model.decoder.depth': 1})
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 3  # 9 lines / batch 3: the epoch ran to its end
-    assert runner.train_dataloader.dataset.bad_clips == {'decode': 1}
+    assert runner.train_dataloader.dataset.bad_clips == {'decode': 1}  # also from a worker
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
-    assert f"bad clip '{videos['corrupt']}' (decode)" in log
+    if not workers:  # a worker's WARNING goes to its own stderr, not the run's log file
+        assert f"bad clip '{videos['corrupt']}' (decode)" in log
+    # BadClipLogHook: the run's total in the iteration lines and per reason after the epoch
+    assert re.search(r'Epoch\(train\) \[1\]\[3/3\].*bad_clips: 1\b', log), log[-2000:]
+    assert "epoch 1: 1 bad clips so far in this run {'decode': 1}" in log
 
 
 # -- model construction ----------------------------------------------------------

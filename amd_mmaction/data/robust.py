@@ -15,7 +15,10 @@ setting, ``on_bad_clip``:
 
 Every skip and pad is logged (mmengine ``print_log``, level WARNING) and
 counted, per reason, in :data:`BAD_CLIPS` (this process) and in the
-``bad_clips`` attribute of the data set that met it.
+``bad_clips`` attribute of the data set that met it. The data set's counts
+live in shared memory, so they include what DataLoader worker processes met
+(:class:`SharedCounts`); :class:`~amd_mmaction.runner.BadClipLogHook` puts
+them into the training log.
 
 API for other data sets: build a :class:`BadClipPolicy`, call
 :func:`probe_video` / :func:`check_length` (they raise :class:`BadClipError`)
@@ -28,6 +31,7 @@ import os.path as osp
 from collections import Counter
 from typing import Dict, NamedTuple, Optional
 
+import torch
 from mmengine.logging import print_log
 
 from mmaction.datasets import VideoDataset
@@ -38,6 +42,28 @@ POLICIES = ('skip', 'pad', 'fail')
 PADDABLE = ('short',)
 # process-wide tally of bad clips met, by reason (also reached from collate)
 BAD_CLIPS: Counter = Counter()
+REASONS = ('missing', 'unreadable', 'no_video', 'zero_frames', 'short', 'decode', 'other')
+
+
+class SharedCounts:
+    """Bad clips per reason, in shared memory: DataLoader worker processes
+    (fork or spawn) add to the same table the main process reads. Each
+    process writes its own row (main process 0, worker k row k + 1), so no
+    lock is needed; rows are summed when read."""
+
+    ROWS = 1 + 256
+
+    def __init__(self):
+        self.table = torch.zeros(self.ROWS, len(REASONS), dtype=torch.long).share_memory_()
+
+    def add(self, reason: str) -> None:
+        info = torch.utils.data.get_worker_info()
+        row = 0 if info is None else 1 + info.id % (self.ROWS - 1)
+        col = REASONS.index(reason) if reason in REASONS else len(REASONS) - 1
+        self.table[row, col] += 1
+
+    def counter(self) -> Counter:
+        return Counter({r: int(n) for r, n in zip(REASONS, self.table.sum(0).tolist()) if n})
 
 
 class BadClipError(RuntimeError):
@@ -117,24 +143,32 @@ def required_frames(transform) -> int:
 
 
 class BadClipPolicy:
-    """Applies ``on_bad_clip`` to a :class:`BadClipError`; counts and logs."""
+    """Applies ``on_bad_clip`` to a :class:`BadClipError`; counts and logs.
 
-    def __init__(self, on_bad_clip: str = 'skip'):
+    ``shared``: the :class:`SharedCounts` to add to (a data set's, so that
+    collate functions count into it); a new table when not given."""
+
+    def __init__(self, on_bad_clip: str = 'skip', shared: Optional[SharedCounts] = None):
         if on_bad_clip not in POLICIES:
             raise ValueError(f'on_bad_clip={on_bad_clip!r} is not one of {POLICIES}')
         self.policy = on_bad_clip
-        self.counts: Counter = Counter()
+        self.shared = shared if shared is not None else SharedCounts()
+
+    @property
+    def counts(self) -> Counter:
+        """Per reason, summed over this process and its DataLoader workers."""
+        return self.shared.counter()
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return int(self.shared.table.sum())
 
     def handle(self, err: BadClipError) -> str:
         """Return the action taken (``'skip'`` or ``'pad'``) or re-raise."""
         if self.policy == 'fail':
             raise err
         action = 'pad' if (self.policy == 'pad' and err.reason in PADDABLE) else 'skip'
-        self.counts[err.reason] += 1
+        self.shared.add(err.reason)
         BAD_CLIPS[err.reason] += 1
         print_log(f'{action} {err} [{self.total} bad clips so far: '
                   f'{dict(self.counts)}]', logger='current', level=logging.WARNING)
@@ -234,6 +268,8 @@ class RobustVideoDataset(VideoDataset):
 
     @property
     def bad_clips(self) -> Counter:
+        """Bad clips met so far, per reason, by this data set in this
+        process and in its DataLoader worker processes."""
         return self.policy.counts
 
     def load_data_list(self) -> list:

@@ -7,6 +7,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
                     save_best=None),
     logger=dict(type='LoggerHook', interval=10))
+# bad_clips (all DataLoader workers) in every training log line
+custom_hooks = [dict(type='BadClipLogHook')]
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 visualizer = dict(type='ActionVisualizer',
                   vis_backends=[dict(type='LocalVisBackend')])

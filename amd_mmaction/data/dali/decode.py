@@ -161,7 +161,12 @@ def _as_clips(x: torch.Tensor, clip_len: int) -> torch.Tensor:
     return x.view(v, c, m, clip_len, h, w).transpose(1, 2).reshape(v * m, c, clip_len, h, w)
 
 
-def _policy(name: str) -> BadClipPolicy:
+def _policy(plan: dict) -> BadClipPolicy:
+    """The plan's ``on_bad_clip``, counting into its data set's table when
+    the plan carries one (DALIVideoDataset), else into a module-wide one."""
+    name, shared = plan['on_bad_clip'], plan.get('bad_clip_counts')
+    if shared is not None:
+        return BadClipPolicy(name, shared)
     if name not in _POLICIES:
         _POLICIES[name] = BadClipPolicy(name)
     return _POLICIES[name]
@@ -176,7 +181,7 @@ def _decode_robust(plans, device, num_threads):
         if len(plans) == 1:
             bad = BadClipError(plans[0]['filename'], 'decode', f'DALI: {err}'.strip())
             _LAST_ERROR[0] = bad
-            _policy(plans[0]['on_bad_clip']).handle(bad)  # raises under 'fail'
+            _policy(plans[0]).handle(bad)  # raises under 'fail'
             return [None]
     return [x for p in plans for x in _decode_robust([p], device, num_threads)]
 
@@ -227,7 +232,7 @@ def dali_collate(data_batch: Sequence[dict], device: str = 'auto',
         try:
             outs[i] = decode_decord(p)
         except Exception as err:
-            _policy(p['on_bad_clip']).handle(
+            _policy(p).handle(
                 BadClipError(p['filename'], 'decode', f'decord: {err}'))
     for where, idx in groups.items():
         if idx:

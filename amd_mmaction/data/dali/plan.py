@@ -93,7 +93,8 @@ class PackDALIPlan(PackActionInputs):
                     clip_len=int(results.get('clip_len', len(inds))),
                     views=results['dali_views'], codec=results.get('video_codec'),
                     original_shape=tuple(results.get('original_shape', ())),
-                    on_bad_clip=results.get('on_bad_clip', 'skip'))
+                    on_bad_clip=results.get('on_bad_clip', 'skip'),
+                    bad_clip_counts=results.get('bad_clip_counts'))
         results = dict(results, imgs=np.zeros(0, dtype=np.uint8))
         packed = super().transform(results)
         packed['inputs'] = plan
@@ -116,4 +117,7 @@ class DALIVideoDataset(RobustVideoDataset):
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
         info['on_bad_clip'] = self.policy.policy
+        # decode failures met in dali_collate (same process as this item)
+        # count into this data set's table
+        info['bad_clip_counts'] = self.policy.shared
         return info
