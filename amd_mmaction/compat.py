@@ -190,6 +190,18 @@ def _patch_cpu_dist_init():
     dist_utils._init_dist_pytorch = init_dist_pytorch
 
 
+def _load_pyav_before_decord():
+    """decord's wheel bundles its own, older FFmpeg libraries. When decord is
+    imported before PyAV, PyAV's VP9 encoder then fails to open in that
+    process (``avcodec_open2("libvpx-vp9", ...) returned 22``); with PyAV
+    loaded first both work. So PyAV is loaded here, before anything of ours
+    imports decord. If decord came first, ``write_video`` says so."""
+    if 'av' in sys.modules or 'decord' in sys.modules:
+        return
+    if importlib.util.find_spec('av') is not None:
+        import av  # noqa: F401
+
+
 def _disable_broken_multimodal():
     """mmaction2 1.2.0's optional VindLU models import names that
     transformers 5 removed (``apply_chunking_to_forward``), so with a new
@@ -211,6 +223,7 @@ def apply():
     global _APPLIED
     if _APPLIED:
         return
+    _load_pyav_before_decord()
     _stub_missing_drn()
     _patch_pkg_resources_lookups()
     _patch_checkpoint_loader()

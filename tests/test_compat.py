@@ -44,3 +44,36 @@ def test_new_transformers_disables_vindlu_and_everything_else_imports():
     assert int(r['version'].split('.')[0]) >= 5
     assert r['multimodal'] is False and r['ours'] and r['recognizer']
     assert any('too new' in w and 'VindLU' in w for w in r['warned']), r['warned']
+
+
+ENCODE_AFTER_DECORD = r'''
+import sys
+first = sys.argv[1]
+if first == 'decord':
+    import decord  # before anything of ours: too late for the fix
+import numpy as np
+from amd_mmaction.data.synthetic import render_clip, write_video
+import decord
+path = sys.argv[2]
+write_video(path, render_clip(0, 8, 32, np.random.default_rng(0)))
+reader = decord.VideoReader(path)
+reader.get_batch([0])  # decord reads what PyAV wrote...
+write_video(path, render_clip(1, 8, 32, np.random.default_rng(1)))  # ...and PyAV still writes
+print(len(reader))
+'''
+
+
+@pytest.mark.parametrize('first', ['amd_mmaction', 'decord'])
+def test_vp9_writing_beside_decord(tmp_path, first):
+    """decord's bundled FFmpeg breaks PyAV's VP9 encoder when decord is loaded
+    first. ``import amd_mmaction`` loads PyAV first, so writing and reading
+    can alternate; where decord came before us, the error says why."""
+    out = subprocess.run([sys.executable, '-c', ENCODE_AFTER_DECORD, first,
+                          str(tmp_path / 'clip.webm')], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    if first == 'amd_mmaction':
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stdout.strip().splitlines()[-1] == '8'
+    else:
+        assert out.returncode != 0
+        assert 'decord was imported before PyAV' in out.stderr, out.stderr[-3000:]

@@ -10,6 +10,7 @@ format: ``<split>.txt`` lines ``<relative path> <label>``.
 import json
 import os
 import os.path as osp
+import sys
 from typing import Dict, Sequence
 
 import numpy as np
@@ -62,6 +63,11 @@ def render_clip(label: int, num_frames: int, size: int,
     return frames
 
 
+# Recorded at import: was decord loaded before PyAV in this process?
+# (see amd_mmaction.compat._load_pyav_before_decord)
+_DECORD_BEFORE_AV = 'decord' in sys.modules and 'av' not in sys.modules
+
+
 def write_video(path: str, frames: np.ndarray, fps: int = 12, gop: int = 8) -> None:
     """Encode RGB frames to ``path``; codec chosen by the extension."""
     import av
@@ -80,11 +86,20 @@ def write_video(path: str, frames: np.ndarray, fps: int = 12, gop: int = 8) -> N
             stream.options = {'deadline': 'realtime', 'cpu-used': '8', 'crf': '20', 'b': '0'}
         elif codec == 'libx264':
             stream.options = {'preset': 'ultrafast', 'crf': '18'}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+        try:
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        except av.error.ArgumentError as err:
+            if codec == 'libvpx-vp9' and _DECORD_BEFORE_AV:
+                raise RuntimeError(
+                    f'cannot encode {path}: PyAV\'s VP9 encoder does not open ({err}). In this '
+                    'process decord was imported before PyAV, and the FFmpeg libraries bundled '
+                    'with decord break PyAV\'s libvpx. Import amd_mmaction (or av) before '
+                    'decord, or write the videos in a separate process.') from err
+            raise
 
 
 def make_motion_dataset(root: str, num_train: int = 120, num_val: int = 48,
