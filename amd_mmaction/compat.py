@@ -13,6 +13,8 @@ import tempfile
 import types
 
 _APPLIED = False
+# Was decord loaded before PyAV in this process (set by apply())?
+DECORD_BEFORE_AV = False
 
 
 def _stub_missing_drn():
@@ -196,6 +198,8 @@ def _load_pyav_before_decord():
     process (``avcodec_open2("libvpx-vp9", ...) returned 22``); with PyAV
     loaded first both work. So PyAV is loaded here, before anything of ours
     imports decord. If decord came first, ``write_video`` says so."""
+    global DECORD_BEFORE_AV
+    DECORD_BEFORE_AV = 'decord' in sys.modules and 'av' not in sys.modules
     if 'av' in sys.modules or 'decord' in sys.modules:
         return
     if importlib.util.find_spec('av') is not None:

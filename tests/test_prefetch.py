@@ -37,7 +37,6 @@ def _wait_no_prefetch_threads(timeout=5.0):
 def test_same_batches_same_order_and_loader_attributes():
     loader = DataLoader(list(range(10)), batch_size=3, shuffle=True,
                         generator=torch.Generator().manual_seed(0))
-    loader.generator.manual_seed(0)
     plain = [b.tolist() for b in loader]
     loader.generator.manual_seed(0)
     wrapped = PrefetchLoader(loader, depth=2)

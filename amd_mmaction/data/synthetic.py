@@ -10,10 +10,11 @@ format: ``<split>.txt`` lines ``<relative path> <label>``.
 import json
 import os
 import os.path as osp
-import sys
 from typing import Dict, Sequence
 
 import numpy as np
+
+from .. import compat
 
 CLASSES = ('moving right', 'moving left', 'moving down', 'moving up',
            'growing', 'shrinking')
@@ -63,11 +64,6 @@ def render_clip(label: int, num_frames: int, size: int,
     return frames
 
 
-# Recorded at import: was decord loaded before PyAV in this process?
-# (see amd_mmaction.compat._load_pyav_before_decord)
-_DECORD_BEFORE_AV = 'decord' in sys.modules and 'av' not in sys.modules
-
-
 def write_video(path: str, frames: np.ndarray, fps: int = 12, gop: int = 8) -> None:
     """Encode RGB frames to ``path``; codec chosen by the extension."""
     import av
@@ -93,7 +89,7 @@ def write_video(path: str, frames: np.ndarray, fps: int = 12, gop: int = 8) -> N
             for packet in stream.encode():
                 container.mux(packet)
         except av.error.ArgumentError as err:
-            if codec == 'libvpx-vp9' and _DECORD_BEFORE_AV:
+            if codec == 'libvpx-vp9' and compat.DECORD_BEFORE_AV:
                 raise RuntimeError(
                     f'cannot encode {path}: PyAV\'s VP9 encoder does not open ({err}). In this '
                     'process decord was imported before PyAV, and the FFmpeg libraries bundled '

@@ -24,23 +24,22 @@ class BadClipLogHook(Hook):
     the count per reason after each epoch. A resumed run counts from 0."""
 
     priority = 'NORMAL'  # ahead of LoggerHook (BELOW_NORMAL), which writes the line
+    datasets: tuple = ()  # set in before_train
 
-    @staticmethod
-    def _datasets(runner) -> list:
-        return robust_datasets(runner.train_loop.dataloader.dataset)
+    def before_train(self, runner):
+        # the training data sets do not change during the run: find them once
+        self.datasets = robust_datasets(runner.train_loop.dataloader.dataset)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        sets = self._datasets(runner)
-        if sets:
+        if self.datasets:
             runner.message_hub.update_scalar('train/bad_clips',
-                                             sum(d.policy.total for d in sets))
+                                             sum(d.policy.total for d in self.datasets))
 
     def after_train_epoch(self, runner):
-        sets = self._datasets(runner)
-        if not sets:
+        if not self.datasets:
             return
         counts = Counter()
-        for d in sets:
+        for d in self.datasets:
             counts.update(d.bad_clips)
         print_log(f'epoch {runner.epoch + 1}: {sum(counts.values())} bad clips so far in this run'
                   f' {dict(counts)}', logger='current')

@@ -40,17 +40,20 @@ def main():
             return 1
         torch.cuda.init()
     dev = torch.device(args.device)
+    cuda = dev.type == 'cuda'
+    # GPU sizes: a batch of 16 clips 16x224 uint8, a 4096^2 bf16 matmul, an
+    # 8x1024^2 step input; tiny ones for the CPU smoke test
+    numel, busy, step_shape = ((16 * 3 * 16 * 224 * 224, 4096, (8, 1024, 1024)) if cuda
+                               else (1000, 64, (1, 256, 256)))
 
     def pinned(t):
-        return t.pin_memory() if dev.type == 'cuda' else t
-    numel = 16 * 3 * 16 * 224 * 224 if args.device == 'cuda' else 1000  # 16 clips, 16x224, uint8
+        return t.pin_memory() if cuda else t
 
     def collate_known(items):
         host = pinned(torch.full((numel,), items[0] % 251, dtype=torch.uint8))
         return items[0], host.to(dev, non_blocking=True)
 
-    w = torch.randn(4096 if dev.type == 'cuda' else 64, 4096 if dev.type == 'cuda' else 64,
-                    device=dev, dtype=torch.bfloat16)
+    w = torch.randn(busy, busy, device=dev, dtype=torch.bfloat16)
     bad = 0
     for i, (k, x) in enumerate(PrefetchLoader(DataLoader(list(range(200)), batch_size=1,
                                                          collate_fn=collate_known), 2)):
@@ -63,7 +66,7 @@ def main():
             w = (w @ w).clamp_(-1, 1)
     print(f'stream hand-over: {200 - bad}/200 batches intact')
 
-    host = pinned(torch.randn(8, 1024, 1024) if dev.type == 'cuda' else torch.randn(1, 256, 256))
+    host = pinned(torch.randn(step_shape))
 
     def collate_slow(items):
         time.sleep(args.decode_ms / 1e3)  # host-side decode time (GIL released)
@@ -99,7 +102,7 @@ def main():
         with open(args.json, 'w') as f:
             json.dump(dict(intact=200 - bad, decode_ms=args.decode_ms, gpu_step_ms=gpu_ms,
                            ms_per_batch={str(k): v for k, v in per_batch.items()},
-                           device=torch.cuda.get_device_name(0) if dev.type == 'cuda' else 'cpu'),
+                           device=torch.cuda.get_device_name(0) if cuda else 'cpu'),
                       f, indent=1)
     print('PASS' if bad == 0 else 'FAIL')
     return 0 if bad == 0 else 1
