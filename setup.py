@@ -20,6 +20,7 @@ setup(
         'decord==0.6.0',
         'av>=12',                # writes the demo/test videos
         'numpy',
+        'scipy',                 # paired-t intervals (amd_mmaction.experiments.stats)
         'matplotlib',
     ],
     extras_require={
