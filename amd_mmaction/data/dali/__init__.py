@@ -4,12 +4,13 @@ alternative to mmaction2's decord pipeline; see docs/dali.md.
 Importing this package registers ``ProbeVideo``, ``DALIViews``,
 ``PackDALIPlan`` (TRANSFORMS), ``DALIVideoDataset`` (DATASETS) and
 ``dali_collate`` (FUNCTIONS); DALI itself is imported only when a batch is
-decoded.
+decoded (``require_dali`` names the package to install when it is absent).
 """
 from .decode import ROUTED, dali_collate, decode_dali, decode_decord, resolve_device
 from .plan import (CPU_CODECS, GPU_CODECS, DALIVideoDataset, DALIViews, PackDALIPlan,
                    ProbeVideo)
+from .require import INSTALL_HINT, MISSING_REASON, DALIMissing, require_dali
 
-__all__ = ['CPU_CODECS', 'GPU_CODECS', 'DALIVideoDataset', 'DALIViews', 'PackDALIPlan',
-           'ProbeVideo', 'ROUTED', 'dali_collate', 'decode_dali', 'decode_decord',
-           'resolve_device']
+__all__ = ['CPU_CODECS', 'DALIMissing', 'DALIVideoDataset', 'DALIViews', 'GPU_CODECS',
+           'INSTALL_HINT', 'MISSING_REASON', 'PackDALIPlan', 'ProbeVideo', 'ROUTED',
+           'dali_collate', 'decode_dali', 'decode_decord', 'require_dali', 'resolve_device']

@@ -21,6 +21,7 @@ from mmengine.registry import FUNCTIONS
 
 from ..robust import BadClipError, BadClipPolicy
 from .plan import CPU_CODECS, GPU_CODECS
+from .require import DALIMissing, require_dali
 
 # clips not decoded where asked, by (asked device, why, decoder used)
 ROUTED: Counter = Counter()
@@ -44,6 +45,7 @@ def resolve_device(device: str = 'auto') -> str:
 
 def _build_pipeline(num_views: int, batch_size: int, device: str,
                     device_id: Optional[int], num_threads: int):
+    require_dali('The DALI decoding pipeline (dali_collate / decode_dali)')
     from nvidia.dali import fn, pipeline_def, types
 
     @pipeline_def(batch_size=batch_size, num_threads=num_threads,
@@ -177,6 +179,8 @@ def _decode_robust(plans, device, num_threads):
     bad clip meets the policy. Returns a tensor or None per plan."""
     try:
         return decode_dali(plans, device, num_threads)
+    except DALIMissing:
+        raise  # not a bad clip: no clip can be decoded
     except Exception as err:
         if len(plans) == 1:
             bad = BadClipError(plans[0]['filename'], 'decode', f'DALI: {err}'.strip())

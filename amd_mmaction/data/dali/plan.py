@@ -18,6 +18,7 @@ from mmaction.datasets.transforms import PackActionInputs
 from mmaction.registry import DATASETS, TRANSFORMS
 from ...masks.transforms import RepeatedAugment
 from ..robust import RobustVideoDataset, probe_video
+from .require import require_dali
 
 # codecs each DALI backend decodes (DALI 2.4 docs; environment.md)
 CPU_CODECS = frozenset({'vp8', 'vp9', 'mjpeg'})
@@ -113,6 +114,11 @@ class DALIVideoDataset(RobustVideoDataset):
     replaced by ``DALIViews`` (without ``FormatShape``) and
     ``PackActionInputs`` by ``PackDALIPlan``.
     """
+
+    def __init__(self, *args, **kwargs):
+        # fail when the config is built, not in the first batch
+        require_dali('DALIVideoDataset (the DALI data path)')
+        super().__init__(*args, **kwargs)
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
