@@ -36,6 +36,7 @@ from mmengine.logging import print_log
 
 from mmaction.datasets import VideoDataset
 from mmaction.registry import DATASETS
+from .lists import MAX_REPORTED, expected_form, format_errors, scan_video_list
 
 POLICIES = ('skip', 'pad', 'fail')
 # reasons that 'pad' can repair: the frames exist, there are just too few
@@ -175,67 +176,44 @@ class BadClipPolicy:
         return action
 
 
-def _label(value: str, num_classes: Optional[int]) -> int:
-    try:
-        label = int(value)
-    except ValueError:
-        raise ValueError(f'label {value!r} is not an integer') from None
-    if label < 0 or (num_classes is not None and label >= num_classes):
-        top = num_classes - 1 if num_classes is not None else 'N'
-        raise ValueError(f'label {label} is outside 0..{top}')
-    return label
-
-
 def read_annotation(ann_file: str, video_prefix: Optional[str] = None,
                     num_classes: Optional[int] = None, multi_class: bool = False,
                     delimiter: str = ' ', check_files: bool = False,
-                    on_bad_line: str = 'fail') -> list:
+                    on_bad_line: str = 'fail', require_label: bool = False) -> list:
     """Parse an mmaction2 video list (``<path> [<label> ...]`` per line)
-    with errors naming ``file:line`` and the value.
+    with errors naming ``file:line``, the text and what was expected
+    (:func:`~amd_mmaction.data.lists.scan_video_list`).
 
-    A line with a non-integer or out-of-range label, a wrong field count or
-    (``check_files``) a video that does not exist is an error under
-    ``on_bad_line='fail'``, and a logged, counted, dropped line under
-    ``'skip'``. A file with no usable line is always an error. A line with
-    only a path is unlabeled (label -1), as in mmaction2.
+    A line mmaction2 would misread (tab / comma separated, empty or extra
+    fields), a non-integer or out-of-range label, no label
+    (``require_label``) or (``check_files``) a video that does not exist is
+    an error under ``on_bad_line='fail'`` (all bad lines in one message),
+    and a logged, counted, dropped line under ``'skip'``. A file with no
+    usable line is always an error. A line with only a path is unlabeled
+    (label -1), as in mmaction2. Each dict carries its ``list_line``.
     """
     if on_bad_line not in ('fail', 'skip'):
         raise ValueError(f"on_bad_annotation={on_bad_line!r} is not 'fail' or 'skip'")
-    if not osp.isfile(ann_file):
-        raise FileNotFoundError(f'annotation file {ann_file!r} does not exist')
-    with open(ann_file) as f:
-        lines = f.read().splitlines()
-    data_list, bad = [], 0
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
+    data_list, errors, bad = [], [], 0
+    for entry, err in scan_video_list(ann_file, video_prefix, num_classes, multi_class,
+                                      delimiter, require_label, check_files):
+        if err is None:
+            data_list.append(dict(filename=entry.path, label=entry.label,
+                                  list_line=entry.lineno))
             continue
-        fields = line.split() if delimiter == ' ' else line.strip().split(delimiter)
-        try:
-            if multi_class:
-                if len(fields) < 2:
-                    raise ValueError(f'expected "<path> <label> [<label> ...]", got {line!r}')
-                label = [_label(v, num_classes) for v in fields[1:]]
-            elif len(fields) == 1:
-                label = -1
-            elif len(fields) == 2:
-                label = _label(fields[1], num_classes)
-            else:
-                raise ValueError(f'expected "<path> <label>", got {len(fields)} fields: {line!r}')
-            path = osp.join(video_prefix, fields[0]) if video_prefix else fields[0]
-            if check_files and not osp.isfile(path):
-                raise ValueError(f'video {path!r} does not exist')
-        except ValueError as err:
-            if on_bad_line == 'fail':
-                raise ValueError(f'{ann_file}:{lineno}: {err}') from None
-            bad += 1
-            print_log(f'skip annotation line {ann_file}:{lineno}: {err} '
-                      f'[{bad} bad lines so far]', logger='current', level=logging.WARNING)
+        bad += 1
+        if on_bad_line == 'fail':
+            if len(errors) < MAX_REPORTED:
+                errors.append(err)
             continue
-        data_list.append(dict(filename=path, label=label))
+        print_log(f'skip annotation line {err} [{bad} bad lines so far]',
+                  logger='current', level=logging.WARNING)
+    if errors:
+        raise ValueError(format_errors(ann_file, errors, bad))
     if not data_list:
         why = f' ({bad} bad lines skipped)' if bad else ' (the file is empty)'
         raise ValueError(f'annotation file {ann_file!r} lists no usable video{why}; '
-                         'expected lines "<path> <label>"')
+                         + expected_form(num_classes, multi_class, delimiter))
     return data_list
 
 
@@ -253,15 +231,23 @@ class RobustVideoDataset(VideoDataset):
     bad label, a wrong field count or (``check_files=True``) a missing
     video; ``'skip'`` logs, counts and drops the line. An empty list is
     always an error. Without ``check_files`` a missing video is a bad clip
-    (reason ``missing``) when it is read.
+    (reason ``missing``) when it is read. ``check_files=True`` also meets
+    0-byte videos at load: the bad-clip policy applies (``'fail'`` raises
+    :class:`BadClipError`; ``'skip'``/``'pad'`` log, count (``unreadable``)
+    and drop the line). ``require_label=True``: a line with only a path is
+    an error (fine-tuning and test lists). Labels are checked against
+    ``num_classes`` here when given, and against the model's
+    ``cls_head.num_classes`` before the run by
+    :class:`~amd_mmaction.data.checks.DataListCheckHook`.
     """
 
     def __init__(self, *args, on_bad_clip: str = 'skip',
                  max_refetch: int = 100, on_bad_annotation: str = 'fail',
-                 check_files: bool = False, **kwargs):
+                 check_files: bool = False, require_label: bool = False, **kwargs):
         self.policy = BadClipPolicy(on_bad_clip)
         self.on_bad_annotation = on_bad_annotation
         self.check_files = check_files
+        self.require_label = require_label
         super().__init__(*args, max_refetch=max_refetch, **kwargs)
         samplers = [required_frames(t) for t in self.pipeline.transforms]
         self.min_frames = max(samplers) if samplers else 1
@@ -275,9 +261,24 @@ class RobustVideoDataset(VideoDataset):
     def load_data_list(self) -> list:
         """The annotation file, checked line by line (see
         :func:`read_annotation`; ``on_bad_annotation``, ``check_files``)."""
-        return read_annotation(self.ann_file, self.data_prefix.get('video'),
-                               self.num_classes, self.multi_class, self.delimiter,
-                               self.check_files, self.on_bad_annotation)
+        data_list = read_annotation(self.ann_file, self.data_prefix.get('video'),
+                                    self.num_classes, self.multi_class, self.delimiter,
+                                    self.check_files, self.on_bad_annotation,
+                                    self.require_label)
+        if not self.check_files:
+            return data_list
+        kept = []
+        for d in data_list:  # 0-byte videos: the bad-clip policy, before training
+            if os.stat(d['filename']).st_size == 0:
+                self.policy.handle(BadClipError(
+                    d['filename'], 'unreadable',
+                    f'0-byte file, listed at {self.ann_file}:{d["list_line"]}'))
+                continue
+            kept.append(d)
+        if not kept:
+            raise ValueError(f'annotation file {self.ann_file!r}: every listed video is a '
+                             '0-byte file')
+        return kept
 
     def _run_pipeline(self, results: dict) -> Optional[dict]:
         path = results['filename']
