@@ -25,6 +25,7 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from mmaction.registry import MODELS
 
 from ..teacher.checkpoint import read_checkpoint, to_encoder_state
+from .heads import choose_heads, recorded_heads
 
 # VideoViT (official VideoMAE) names -> mmaction2 VisionTransformer names.
 TO_MMACTION = (
@@ -183,6 +184,12 @@ def export_checkpoint(src: str, dst: str, num_frames: int = 16, img_size: int = 
     VisionTransformer arguments (num_heads, use_mean_pooling, ...).
     Returns the report of :func:`convert_state` plus the backbone config."""
     encoder = load_encoder(src)
+    try:  # heads change no shape: check them against the file's own records
+        backbone['num_heads'], heads_from = choose_heads(
+            infer_backbone(encoder, src)['embed_dims'], backbone.get('num_heads'),
+            *recorded_heads(src), source=src)
+    except ValueError as err:
+        raise CheckpointMismatch(str(err)) from err
     target = build_target(encoder, num_frames, img_size, source=src, **backbone)
     state, report = convert_state(encoder, target.state_dict(), source=src,
                                   fc_norm_from_norm=fc_norm_from_norm, strict=strict)
@@ -193,7 +200,7 @@ def export_checkpoint(src: str, dst: str, num_frames: int = 16, img_size: int = 
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save(dict(state_dict={f'backbone.{k}': v for k, v in state.items()},
                     meta=meta), dst)
-    return dict(report, backbone=cfg, path=dst)
+    return dict(report, backbone=cfg, path=dst, num_heads_from=heads_from)
 
 
 @WEIGHT_INITIALIZERS.register_module(name='AMDPretrained')

@@ -3,12 +3,16 @@
 _base_ = ['mmaction::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['amd_mmaction'], allow_failed_imports=False)
+# SafeCheckpointHook: saves, then updates last_checkpoint, then deletes old
+# ones, so a kill or a full disk mid-save never leaves the run without a
+# complete checkpoint (docs/reliability.md, "Saving and resuming").
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3,
                     save_best=None),
     logger=dict(type='LoggerHook', interval=10))
 # bad_clips (all DataLoader workers) in every training log line
-custom_hooks = [dict(type='BadClipLogHook')]
+# DataListCheckHook: labels vs model.cls_head.num_classes before the run
+custom_hooks = [dict(type='BadClipLogHook'), dict(type='DataListCheckHook')]
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 visualizer = dict(type='ActionVisualizer',
                   vis_backends=[dict(type='LocalVisBackend')])
