@@ -50,15 +50,18 @@ def _stub_missing_drn():
 def _load_local_checkpoint(filename, map_location=None):
     """mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; torch
     >= 2.6 then refuses mmengine's own checkpoints (message hub, numpy
-    scalars).  Local checkpoints are files the user chose to train from, so
-    they are loaded as mmengine intends (full pickle)."""
-    import torch
+    scalars). Every local file (``load_from``, ``resume``, mmengine's
+    ``load_checkpoint``) is read by ``checkpoint_io``: the weights_only
+    unpickler with the globals mmengine checkpoints need, never a full
+    unpickle unless the file is trusted by name."""
+    from .checkpoint_io import UntrustedCheckpointError, load_checkpoint_file
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
     try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=False)
+        return load_checkpoint_file(filename, map_location=map_location)
+    except UntrustedCheckpointError:
+        raise
     except Exception as err:  # unpickling garbage raises anything (IndexError, ...)
         raise RuntimeError(
             f'checkpoint {filename!r} cannot be read ({err}); it is truncated '

@@ -4,7 +4,7 @@ VisionTransformer checkpoint for ``load_from``.
 
     python tools/export_checkpoint.py PRETRAIN.pth OUT.pth \
         [--num-frames 16] [--img-size 224] [--num-heads 12] \
-        [--fc-norm-from-norm] [--no-strict]
+        [--fc-norm-from-norm] [--no-strict] [--trust-checkpoint PRETRAIN.pth]
 
 Prints what was carried over, rebuilt (position table), freshly
 initialised (fc_norm) and dropped. Decoder, aligner/generator and teacher
@@ -16,6 +16,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
+from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
 from amd_mmaction.transfer import export_checkpoint  # noqa: E402
 
 
@@ -35,11 +36,13 @@ def parse_args(argv=None):
                         '(default: fresh, as VideoMAE fine-tuning)')
     p.add_argument('--no-strict', action='store_true',
                    help='drop checkpoint weights the target has no place for')
+    add_trust_argument(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    trust_checkpoints(args.trust_checkpoint)
     backbone = {}
     if args.num_heads:
         backbone['num_heads'] = args.num_heads

@@ -16,6 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
 from mmengine.config import Config  # noqa: E402
 
+from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
 from amd_mmaction.image import export_image_student  # noqa: E402
 
 
@@ -24,7 +25,9 @@ def main(argv=None):
     p.add_argument('config', help='the image pre-training config (defines the student)')
     p.add_argument('checkpoint', help='its pre-training checkpoint')
     p.add_argument('out', help='load_from-ready file to write (backbone.* keys)')
+    add_trust_argument(p)
     args = p.parse_args(argv)
+    trust_checkpoints(args.trust_checkpoint)
     student = Config.fromfile(args.config).model.student.to_dict()
     print(export_image_student(args.checkpoint, student, args.out))
 

@@ -10,6 +10,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
+from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -22,6 +23,7 @@ def parse_args(argv=None):
                    help='resume from CKPT, or from the latest checkpoint in '
                         'the work dir when no path is given')
     p.add_argument('--amp', action='store_true', help='mixed precision')
+    add_trust_argument(p)
     p.add_argument('--auto-scale-lr', action='store_true')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -60,6 +62,7 @@ def build_config(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
+    trust_checkpoints(args.trust_checkpoint)
     cfg = build_config(args)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
         __import__('mmengine.registry', fromlist=['RUNNERS']).RUNNERS.build(cfg)

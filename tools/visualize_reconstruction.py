@@ -15,6 +15,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401
+from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
 from amd_mmaction.visualization import reconstruction_png  # noqa: E402
 
 
@@ -26,7 +27,9 @@ def main(argv=None):
     p.add_argument('--out', default='reconstruction.png')
     p.add_argument('--seed', type=int, default=0, help='mask seed')
     p.add_argument('--scale', type=int, default=3, help='pixel zoom of each frame')
+    add_trust_argument(p)
     args = p.parse_args(argv)
+    trust_checkpoints(args.trust_checkpoint)
     image = reconstruction_png(args.config, args.checkpoint, args.video, args.out,
                                seed=args.seed, scale=args.scale)
     print(f'wrote {args.out} ({image.shape[1]}x{image.shape[0]})')

@@ -2,12 +2,13 @@
 (method.md §7) into :class:`VideoViT` names, with errors that say what is
 wrong."""
 import os.path as osp
-import pickle
 import re
 import warnings
 from typing import Dict, Optional
 
 import torch
+
+from ..checkpoint_io import UntrustedCheckpointError, load_checkpoint_file
 
 # Prefixes that wrap the encoder, in order of preference.
 ENCODER_PREFIXES = ('encoder.', 'backbone.', 'student.')
@@ -33,11 +34,10 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     if not isinstance(path, str) or not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
     try:
-        try:
-            ckpt = torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError:
-            # mmengine checkpoints pickle their message hub: a trusted local file.
-            ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        # Never a full unpickle unless the file is trusted by name (checkpoint_io).
+        ckpt = load_checkpoint_file(path, map_location='cpu')
+    except UntrustedCheckpointError:
+        raise
     except Exception as err:  # unpickling garbage raises anything (IndexError, ...)
         raise ValueError(f'checkpoint {path!r} is not a readable torch file '
                          f'(truncated or another format): {err}') from err
