@@ -122,6 +122,8 @@ def unnormalise(pred: torch.Tensor, pixels: torch.Tensor, norm: str = 'channel',
     statistics of the input tubelets ``pixels`` (K, P, C), inverting
     :func:`amd_mmaction.losses.pixel.tubelet_target`."""
     K, P, C = pixels.shape
+    if norm == 'none':  # raw 0-1 targets: the predictions are pixels already
+        return pred.reshape(K, P, C)
     if norm == 'patch':
         flat = pixels.reshape(K, P * C)
         mean = flat.mean(-1, keepdim=True)

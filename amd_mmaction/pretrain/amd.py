@@ -35,7 +35,10 @@ class AMDPretrainer(BaseModel):
         alignment: FeatureAligner config (dims, heads, taps filled in from
             student and teacher); needed iff ``teacher`` is given.
             ``manner='none'`` drops both: plain VideoMAE.
-        pixel_loss: reconstruction loss config.
+        pixel_loss: reconstruction loss config (``target_norm='none'``:
+            raw 0-1 tubelet targets, the authors' ``normlize_target`` off).
+        recfac: factor of the reconstruction loss (the authors' ``recfac``;
+            ``dirfac``/``genfac`` are alignment keys).
         nonfinite: what to do with a non-finite loss before the optimizer
             step: ``'stop'`` raises naming the iteration and terms,
             ``'skip'`` drops the step and counts it.
@@ -50,7 +53,7 @@ class AMDPretrainer(BaseModel):
                  alignment: Optional[dict] = None,
                  pixel_loss: dict = dict(type='PixelReconstructionLoss'),
                  data_preprocessor: Optional[dict] = None, nonfinite: str = 'stop',
-                 init_cfg=None):
+                 recfac: float = 1.0, init_cfg=None):
         if data_preprocessor is None:
             data_preprocessor = dict(type='mmaction.ActionDataPreprocessor',
                                      mean=[123.675, 116.28, 103.53],
@@ -59,6 +62,9 @@ class AMDPretrainer(BaseModel):
         if nonfinite not in ('stop', 'skip'):
             raise ValueError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
         self.nonfinite = nonfinite
+        if not float(recfac) >= 0:
+            raise ValueError(f'recfac must be a number >= 0, got {recfac!r}')
+        self.recfac = float(recfac)
         # A buffer, so the count of skipped steps is saved in checkpoints and
         # survives a resume (an int attribute would restart at 0).
         self.register_buffer('skipped_steps_count', torch.zeros((), dtype=torch.long))
@@ -85,14 +91,15 @@ class AMDPretrainer(BaseModel):
             alignment = dict(alignment)
             alignment.setdefault('type', 'FeatureAligner')
             alignment.setdefault('teacher_taps', t.taps)
-            self.student.check_taps(alignment.get('student_taps', (6, 12)), 'student')
-            if tuple(sorted(alignment['teacher_taps'])) != t.taps:
-                raise ValueError(f"alignment teacher_taps {alignment['teacher_taps']} "
-                                 f'differ from the teacher taps {t.taps}')
             self.aligner = MODELS.build(dict(
                 alignment, student_dims=self.student.embed_dims,
-                teacher_dims=t.encoder.embed_dims, teacher_heads=t.encoder.num_heads,
-                num_tokens=self.student.num_tokens))
+                teacher_dims=t.encoder.embed_dims, num_tokens=self.student.num_tokens))
+            self.student.check_taps(self.aligner.student_taps, 'student')
+            if self.aligner.teacher_taps != t.taps:
+                raise ValueError(
+                    f'alignment teacher layers {self.aligner.teacher_taps} (teacher_taps, '
+                    f'teacher_direct_taps, teacher_gen_taps) differ from the teacher taps '
+                    f'{t.taps}: set model.teacher.taps={self.aligner.teacher_taps}')
 
     # -- the teacher lives outside the module tree -------------------------
     @property
@@ -158,7 +165,7 @@ class AMDPretrainer(BaseModel):
                                     self.student.patch_size,
                                     norm=getattr(self.pixel_loss, 'target_norm', 'channel'))
             target = gather_tokens(target, mask_idx)
-        losses = {'loss_recon': self.pixel_loss(pred, target)}
+        losses = {'loss_recon': self.recfac * self.pixel_loss(pred, target)}
         if self._teacher is not None:
             mask_tea = self._stack_masks(data_samples, 'mask_tea', len(x), x.device)
             diff_idx = mask_indices(mask_stu & ~mask_tea)

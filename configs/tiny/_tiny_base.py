@@ -38,7 +38,9 @@ model = dict(
     decoder=dict(embed_dims=64, depth=1, num_heads=2),
     teacher=dict(taps=(3, 6), checkpoint=None,
                  encoder=dict(tiny_vit, embed_dims=128, depth=6, num_heads=4)),
-    alignment=dict(student_taps=(2, 4), teacher_taps=(3, 6)))
+    # generator_heads=4 (the teacher's head count, the default before it became
+    # teacher width // 64 = 2): keeps the demo and reproduction protocol v1 bit-identical.
+    alignment=dict(student_taps=(2, 4), teacher_taps=(3, 6), generator_heads=4))
 
 max_epochs = 6
 optim_wrapper = dict(
