@@ -10,11 +10,26 @@ import torch
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 
+from mmaction.structures import ActionDataSample
+
 from amd_mmaction.losses import tubelet_target
+from amd_mmaction.masks import AsymmetricTubeMask
 from amd_mmaction.pretrain import mask_indices
-from test_model import TINY, samples
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = dict(type='VideoViT', img_size=32, patch_size=8, num_frames=4, tubelet_size=2)
+
+
+def samples(n):
+    """Data samples with asymmetric masks on the 2x4x4 grid (8 V, 8 D, 16 hidden)."""
+    t = AsymmetricTubeMask(grid=(2, 4, 4), student_ratio=0.75, teacher_ratio=0.5, seed=0)
+    out = []
+    for _ in range(n):
+        r, ds = t({}), ActionDataSample()
+        ds.set_field(r['mask_stu'], 'mask_stu')
+        ds.set_field(r['mask_tea'], 'mask_tea')
+        out.append(ds)
+    return out
 
 
 def amd(alignment=None, teacher_taps=(2, 4), teacher_dims=64, **kw):
