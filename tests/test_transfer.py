@@ -293,7 +293,7 @@ def test_paper_pipelines_on_real_video(motion_data, config, views):
     """The paper configs' train (RandAugment, erasing) and multi-view test
     pipelines run on a real decoded clip."""
     cfg = Config.fromfile(osp.join(CONFIGS, 'finetune', config))
-    for loader, n in (('train_dataloader', 1), ('test_dataloader', views)):
+    for loader, n in (('train_dataloader', 2), ('test_dataloader', views)):
         ds = dict(cfg[loader].dataset, ann_file=motion_data['val'],
                   data_prefix=dict(video=motion_data['root']))
         sample = Runner.build_dataloader(dict(cfg[loader], dataset=ds, num_workers=0,

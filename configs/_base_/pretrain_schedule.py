@@ -1,7 +1,9 @@
-# method.md §6: AdamW (0.9, 0.95), wd 0.05 (none on 1-D params, biases,
-# norms, mask tokens), lr = 1.2e-3 * batch / 256 where batch counts views
-# (16 decoded clips x 4 views per GPU), cosine per iteration to 1e-5 after
-# 10 warm-up epochs from 0, grad clip 0.02, mixed precision.
+# method.md §6, after the authors' run_amd_pretrain.py and
+# scripts/pretrain/slurm_train/*_pt.sh: AdamW (0.9, 0.95), wd 0.05 (none on
+# 1-D params, biases, norms, mask tokens), lr 1.2e-3 per 256 *decoded clips*
+# (the 4 views of a clip do not count: 16 clips per GPU x 32 GPUs -> 2.4e-3),
+# cosine per iteration to 1e-5 per 256 clips (2e-5 at 32 GPUs) after 10
+# warm-up epochs from 0, grad clip 0.02, mixed precision.
 max_epochs = 200  # 200 passes x 4 views = the paper's "800 epochs"
 warmup_epochs = 10
 base_lr = 1.2e-3
@@ -27,7 +29,7 @@ train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs + 1)
 val_cfg = None
 test_cfg = None
-# lr above is for 256 views per step = 64 decoded clips x 4 views (the
-# data config's num_views); the
-# runner rescales it to the real batch (GPUs x batch_size decoded clips).
-auto_scale_lr = dict(enable=True, base_batch_size=64)
+# lr above is per 256 decoded clips (batch_size counts clips, not views);
+# the runner rescales it to GPUs x batch_size. eta_min_ratio keeps the min lr
+# at 1e-5 per 256 clips, as the authors scale min_lr with the lr.
+auto_scale_lr = dict(enable=True, base_batch_size=256)

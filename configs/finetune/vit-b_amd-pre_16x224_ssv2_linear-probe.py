@@ -10,7 +10,9 @@ max_epochs = 50
 warmup_epochs = 5
 model = dict(
     backbone=dict(drop_path_rate=0.0),
-    cls_head=dict(num_classes=num_classes, label_smooth_eps=0.0),
+    # our probe keeps TimeSformerHead's default head init (std 0.02)
+    cls_head=dict(num_classes=num_classes, label_smooth_eps=0.0,
+                  init_std=0.02),
     data_preprocessor=dict(blending=None))
 train_pipeline = [
     dict(type='DecordInit'),

@@ -17,8 +17,9 @@ model = dict(
                   num_heads=6, mlp_ratio=4, qkv_bias=True,
                   norm_cfg=dict(type='LN', eps=1e-6), drop_path_rate=0.1,
                   use_mean_pooling=True),
+    # MAE main_finetune.py: head weight trunc_normal(std=2e-5), bias 0.
     cls_head=dict(type='TimeSformerHead', num_classes=num_classes,
-                  in_channels=384, average_clips='prob',
+                  in_channels=384, init_std=2e-5, average_clips='prob',
                   label_smooth_eps=0.1),
     data_preprocessor=dict(
         type='ActionDataPreprocessor', mean=mean, std=std,
@@ -27,14 +28,16 @@ model = dict(
             dict(type='MixupBlending', alpha=0.8, num_classes=num_classes),
             dict(type='CutmixBlending', alpha=1.0, num_classes=num_classes)])))
 
-# MAE fine-tuning augmentation minus RandAugment (needs torchvision, which
-# does not import beside the pinned CPU torch; see docs/image.md).
+# MAE fine-tuning augmentation (timm's create_transform, main_finetune.py):
+# bicubic random-resized crop, flip, RandAugment rand-m9-mstd0.5-inc1 (timm's
+# default 2 ops), random erasing 0.25.
 train_pipeline = [
     dict(type='ImageDecode'),
     dict(type='RandomResizedCrop', area_range=(0.08, 1.0)),
     dict(type='Resize', scale=(img_size, img_size), keep_ratio=False,
          interpolation='bicubic'),
     dict(type='Flip', flip_ratio=0.5),
+    dict(type='VideoRandAugment', magnitude=9, num_layers=2, magnitude_std=0.5),
     dict(type='RandomErasing', erase_prob=0.25, mode='rand'),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
@@ -64,10 +67,11 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
-# MAE: AdamW (0.9, 0.999), wd 0.05, blr 5e-4 per 256 images, layer-wise lr
-# decay (0.75 for ViT-S, 0.65 for ViT-B), 5 warm-up epochs, cosine to 1e-6,
-# 100 epochs, drop path 0.1, mixup 0.8, cutmix 1.0, label smoothing 0.1,
-# random erasing 0.25.
+# MAE (FINETUNE.md ViT-B, main_finetune.py): AdamW (0.9, 0.999), wd 0.05,
+# blr 5e-4 per 256 images at 1024 images per step (MAE: 32 GPUs x 32; here
+# 8 GPUs x 128), layer-wise lr decay (0.75 for ViT-S, 0.65 for ViT-B), 5
+# warm-up epochs, cosine to 1e-6 (not scaled), 100 epochs, drop path 0.1,
+# mixup 0.8, cutmix 1.0, label smoothing 0.1, random erasing 0.25.
 max_epochs = 100
 warmup_epochs = 5
 optim_wrapper = dict(

@@ -7,7 +7,8 @@
 _base_ = ['./_image_finetune_base.py']
 model = dict(
     backbone=dict(drop_path_rate=0.0),
-    cls_head=dict(label_smooth_eps=0.0, dropout_ratio=0.0),
+    # keeps TimeSformerHead's default init (std 0.02; MAE's probe: 0.01)
+    cls_head=dict(label_smooth_eps=0.0, dropout_ratio=0.0, init_std=0.02),
     data_preprocessor=dict(blending=None))
 train_pipeline = [
     dict(type='ImageDecode'),

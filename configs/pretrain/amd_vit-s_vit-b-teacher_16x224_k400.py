@@ -1,5 +1,8 @@
-# AMD pre-training, ViT-S student from a VideoMAE ViT-B teacher (taps 6, 12).
-# Put the teacher's VideoMAE pre-training checkpoint at the path below.
+# AMD pre-training, ViT-S student from a VideoMAE ViT-B teacher (taps 6, 12):
+# a cheaper variant of our own, NOT the published setting (the authors'
+# vits_k400_pt.sh uses a ViT-L teacher: amd_vit-s_vit-l-teacher_16x224_k400.py).
+# (ViT-B: 86M parameters, ViT-L: 304M). Put the teacher's VideoMAE
+# pre-training checkpoint at the path below.
 _base_ = ['../_base_/amd_runtime.py', '../_base_/models/amd_vit-s_vit-b.py',
           '../_base_/k400_pretrain_data.py', '../_base_/pretrain_schedule.py']
 model = dict(teacher=dict(
