@@ -20,7 +20,10 @@ model = dict(
     backbone=dict(img_size=img_size, patch_size=8, num_frames=num_frames,
                   embed_dims=96, depth=4, num_heads=3,
                   init_cfg=dict(checkpoint=pretrained)),
-    cls_head=dict(num_classes=num_classes, in_channels=96),
+    # pinned: the demo and reproduction protocol predate the published head
+    # (MultiViewTimeSformerHead, init std 2e-5) of ../finetune/_base_
+    cls_head=dict(type='TimeSformerHead', init_std=0.02,
+                  num_classes=num_classes, in_channels=96),
     data_preprocessor=dict(blending=dict(augments=[
         dict(type='MixupBlending', alpha=0.8, num_classes=num_classes),
         dict(type='CutmixBlending', alpha=1.0, num_classes=num_classes)])))
