@@ -67,9 +67,12 @@ def _loader(ann, pipeline, batch_size, shuffle, test_mode):
     return dict(
         batch_size=batch_size, num_workers=0, persistent_workers=False,
         sampler=dict(type='DefaultSampler', shuffle=shuffle),
-        dataset=dict(type='VideoDataset', ann_file=ann,
+        dataset=dict(type='RobustVideoDataset', ann_file=ann,
                      data_prefix=dict(video=data_root + '/videos'),
-                     pipeline=pipeline, test_mode=test_mode))
+                     pipeline=pipeline, test_mode=test_mode,
+                     # list checked when built (docs/reliability.md)
+                     num_classes=num_classes, check_files=True,
+                     require_label=True, on_bad_clip='pad'))
 
 
 train_dataloader = _loader(data_root + '/train.txt', train_pipeline, 8, True, False)
