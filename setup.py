@@ -19,6 +19,7 @@ setup(
         'importlib_metadata',    # needed by mmaction.utils.dependency, undeclared upstream
         'decord==0.6.0',
         'av>=12',                # writes the demo/test videos
+        'safetensors',           # Hugging Face VideoMAE folders (teacher/hf.py, export_hf)
         'numpy',
         'scipy',                 # paired-t intervals (amd_mmaction.experiments.stats)
         'matplotlib',

@@ -29,8 +29,12 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     """Load a checkpoint file and return its flat state dict.
 
     Accepts a bare state dict or a dict holding one under ``model``,
-    ``module`` or ``state_dict``.
+    ``module`` or ``state_dict``. A folder or a ``.safetensors`` file is
+    read as Hugging Face VideoMAE weights, renamed to VideoViT names.
     """
+    if isinstance(path, str) and (osp.isdir(path) or path.endswith('.safetensors')):
+        from .hf import read_hf_checkpoint
+        return read_hf_checkpoint(path)
     if not isinstance(path, str) or not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
     try:

@@ -8,6 +8,7 @@ import torch.nn as nn
 from mmaction.registry import MODELS
 from .checkpoint import (check_stored_pos_embed, load_encoder_weights,
                          read_checkpoint, to_encoder_state)
+from .hf import check_hf_config
 
 _DTYPES = {None: None, 'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -44,6 +45,7 @@ class FrozenTeacher(nn.Module):
                           'Only tests should do this.')
         else:
             raw = read_checkpoint(checkpoint)
+            check_hf_config(checkpoint, self.encoder)  # HF config.json vs this encoder
             check_stored_pos_embed(raw, self.encoder, checkpoint)
             state = to_encoder_state(raw, checkpoint)
             # The teacher has no final norm; ignore one in the checkpoint.
