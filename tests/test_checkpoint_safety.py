@@ -8,6 +8,7 @@ Our own Runner checkpoints, official VideoMAE files (argparse.Namespace
 import argparse
 import os
 import os.path as osp
+import pickle
 import shlex
 import subprocess
 import sys
@@ -184,6 +185,37 @@ def test_python_doors_refuse_a_payload(door, runner_ckpt, tiny_cfg, tmp_path):
                 embed_dims=64, depth=1, num_heads=2)))
     assert_refused(str(err.value), evil)
     assert not marker.exists()
+
+
+class ReachInit:
+    """Pickles as ``getattr(HistoryBuffer, '__init__')``: the allowed getattr
+    must not reach past HistoryBuffer's statistics methods."""
+
+    def __reduce__(self):
+        from mmengine.logging.history_buffer import HistoryBuffer
+        return getattr, (HistoryBuffer, '__init__')
+
+
+def test_getattr_only_reaches_statistics_methods(tmp_path):
+    path = tmp_path / 'reach.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': ReachInit()}, path)
+    with pytest.raises(UntrustedCheckpointError, match=r"getattr\(.*HistoryBuffer.*'__init__'\)"):
+        load_checkpoint_file(path)
+
+
+@pytest.mark.parametrize('damage', ['cut_zip', 'cut_pickle', 'bytes'])
+def test_a_damaged_file_is_unreadable_not_untrusted(damage, runner_ckpt, tmp_path):
+    """Only a refused global is reported as untrusted (with the opt-in);
+    telling users to trust a broken file would be wrong."""
+    data = open(runner_ckpt, 'rb').read()
+    bad = {'cut_zip': data[:len(data) // 3],
+           'cut_pickle': pickle.dumps({'state_dict': {'w': 1}}, protocol=2)[:-3],
+           'bytes': bytes(range(256)) * 8}[damage]
+    path = tmp_path / 'bad.pth'
+    path.write_bytes(bad)
+    with pytest.raises(Exception) as err:
+        load_checkpoint_file(path)
+    assert not isinstance(err.value, UntrustedCheckpointError), err.value
 
 
 def run_tool(args, cwd):
