@@ -251,6 +251,27 @@ def test_runner_refuses_bad_list_when_built(motion_data, tiny_cfg, tmp_path):
     assert isinstance(runner._train_loop, dict)  # the loop was never built, nothing ran
 
 
+def test_image_labels_checked_against_the_head(tmp_path):
+    """Image data sets (list or class folders) get the same label check:
+    a -1 in a list, and a fourth class folder for a 3-class head."""
+    from amd_mmaction.data.checks import label_errors
+    from amd_mmaction.image.synthetic import make_shape_dataset
+    shapes = make_shape_dataset(str(tmp_path), num_train=4, num_val=0, size=16)
+    lines = open(shapes['train']).read().splitlines()
+    lines[1] = lines[1].rsplit(' ', 1)[0] + ' -1'
+    (tmp_path / 'neg.txt').write_text('\n'.join(lines) + '\n')
+    listed = DATASETS.build(dict(type='ImageListDataset', ann_file=str(tmp_path / 'neg.txt'),
+                                 data_prefix=dict(img=shapes['root']), pipeline=[]))
+    folders = DATASETS.build(dict(type='ImageListDataset', ann_file='',
+                                  data_prefix=dict(img=shapes['train_dir']), pipeline=[]))
+    neg = listed.get_data_info(1)['filename']
+    assert label_errors(listed, 4, 'train_dataloader') == [
+        f'train_dataloader item 1 ({neg}): label -1 is outside 0..3 (train_dataloader; '
+        'model.cls_head.num_classes=4, expected a label in [0, 4))']
+    errors = label_errors(folders, 3, 'val_dataloader')
+    assert len(errors) == 1 and 'label 3 is outside 0..2' in errors[0], errors
+
+
 # -- the shipped configs --------------------------------------------------------------
 @pytest.mark.parametrize('path', sorted(glob.glob(osp.join(ROOT, 'configs', 'finetune', '*.py')))
                          + [FINETUNE, osp.join(ROOT, 'configs', 'tiny', 'linear_probe_tiny_motion.py')])

@@ -28,12 +28,12 @@ def leaf_datasets(dataset) -> list:
     return [leaf for child in children for leaf in leaf_datasets(child)]
 
 
-def _bad_label(label, num_classes: int) -> Optional[str]:
+def _bad_label(label, num_classes: int, from_list: bool) -> Optional[str]:
     labels = label if isinstance(label, (list, tuple)) else [label]
     for v in labels:
         if not isinstance(v, numbers.Integral):
             return f'label {v!r} is not an integer'
-        if v == -1 and not isinstance(label, (list, tuple)):
+        if v == -1 and from_list:  # mmaction2's label of a line with only a path
             return 'the line has no label'
         if not 0 <= v < num_classes:
             return f'label {v} is outside 0..{num_classes - 1}'
@@ -57,10 +57,10 @@ def label_errors(dataset, num_classes: int, where: str) -> List[str]:
         info = dataset.get_data_info(i)
         if 'label' not in info:
             continue
-        problem = _bad_label(info['label'], num_classes)
+        line = info.get('list_line')
+        problem = _bad_label(info['label'], num_classes, bool(line))
         if problem is None:
             continue
-        line = info.get('list_line')
         place = f'{ann}:{line}' if ann and line else \
             f'{where} item {i} ({info.get("filename", info.get("img_path", "?"))})'
         errors.append(f'{place}: {problem} ({where}; model.cls_head.num_classes={num_classes},'
