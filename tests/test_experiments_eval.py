@@ -144,10 +144,15 @@ def test_teacher_gate_on_crafted_numbers():
 @pytest.fixture(scope='module')
 def ckpts(motion_data, tmp_path_factory):
     """Real pre-training checkpoints after one Runner epoch: the tiny VideoMAE
-    teacher and an AMD student (with aligner.* keys; random teacher)."""
+    teacher as protocol v2 trains it (raw 0-1 targets, tube mask 0.75: options
+    that only the checkpoint's saved config knows) and an AMD student (with
+    aligner.* keys; random teacher)."""
     from mmengine.runner import Runner
+    mask = 'train_dataloader.dataset.pipeline.3.transforms.3'
+    v2 = {'model.pixel_loss.target_norm': 'none', f'{mask}.mode': 'tube',
+          f'{mask}.student_ratio': 0.75}
     out = {}
-    for name, config, extra in (('teacher', 'videomae_teacher_tiny_motion.py', {}),
+    for name, config, extra in (('teacher', 'videomae_teacher_tiny_motion.py', v2),
                                 ('amd', 'amd_tiny_motion.py',
                                  {'model.teacher.checkpoint': None})):
         work = tmp_path_factory.mktemp(name)
@@ -181,6 +186,8 @@ def test_checkpoint_errors_name_the_file(ckpts, tmp_path):
     torch.save({'encoder.blocks.0.x': torch.zeros(1)}, bare)
     with pytest.raises(ValueError, match=r'bare\.pth: no student\.\* keys'):
         build_pretrainer(TEACHER, bare)
+    with pytest.raises(ValueError, match=r'bare\.pth carries no training config'):
+        build_pretrainer(None, bare)
 
 
 def _trivial_by_hand(clips, masks, norm):
@@ -228,20 +235,20 @@ def test_gate_trivial_loss_on_real_model_and_clips(motion_data, ckpts):
     assert same['trivial'] == pytest.approx(r['trivial'], rel=1e-6)
     other = reconstruction_losses(model, val, root, 0.9, num_masks=1, seed=4)
     assert other['recon'] != pytest.approx(r['recon'], rel=1e-6)
-    pixel = pytest.importorskip('amd_mmaction.losses.pixel')
-    if 'none' not in getattr(pixel, 'TARGET_NORMS', ()):
-        pytest.skip('this checkout has no raw-pixel target (target_norm="none")')
-    model.pixel_loss.target_norm = 'none'
-    raw = reconstruction_losses(model, val, root, 0.9, num_masks=1, seed=3, batch_size=4)
+    # Raw 0-1 targets, as the checkpoint was trained (its saved config).
+    model = build_pretrainer(None, ckpts['teacher'])
+    assert mask_ratio_of(None, ckpts['teacher']) == 0.75
+    masks = gate_masks(len(clips), clips[0].shape[0], 1, model.student.grid, 0.75, seed=3)
+    raw = reconstruction_losses(model, val, root, 0.75, num_masks=1, seed=3, batch_size=4)
     assert raw['target_norm'] == 'none' and raw['trivial_zero_bound'] is None
     assert raw['trivial'] == pytest.approx(_trivial_by_hand(clips, masks, 'none'), rel=1e-5)
 
 
 def test_run_teacher_gate_end_to_end(motion_data, ckpts):
-    r = run_teacher_gate(TEACHER, ckpts['teacher'], motion_data, num_masks=1)
+    r = run_teacher_gate(None, ckpts['teacher'], motion_data, num_masks=1)
     assert set(r) >= {'recon', 'trivial', 'recon_ratio', 'probe_top1', 'chance', 'passed',
                       'reasons', 'target_norm', 'mask_ratio', 'train_probe_top1'}
-    assert r['mask_ratio'] == 0.9 and r['chance'] == pytest.approx(100 / 6)
+    assert r['mask_ratio'] == 0.75 and r['target_norm'] == 'none' and r['chance'] == pytest.approx(100 / 6)
     # One epoch on 12 clips: no teacher worth distilling from.
     assert not r['passed'] and r['reasons']
     assert r['recon_ratio'] == pytest.approx(r['recon'] / r['trivial'])

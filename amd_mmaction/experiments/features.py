@@ -9,6 +9,7 @@ tokens of the encoder's final output, after the encoder's final LayerNorm**
 (the tokens mmaction2's ``VisionTransformer`` mean-pools before its
 ``fc_norm`` in fine-tuning).
 """
+import copy
 import os.path as osp
 from typing import Iterator, Optional, Tuple
 
@@ -51,21 +52,57 @@ def iter_clips(ann_file: str, data_prefix: str, views_config: str = VIEWS_CONFIG
         yield batch['inputs'], labels.long()
 
 
-def _pretrain_cfg(config: str) -> dict:
+def pretrain_config(config=None, checkpoint: Optional[str] = None,
+                    cfg_options: Optional[dict] = None):
+    """The pre-training config of a model, as an mmengine ``Config``.
+
+    ``config``: a path or a ``Config``; None takes the config the
+    checkpoint was trained with (mmengine saves it in ``meta.cfg``), which
+    carries the options it was trained with (``target_norm``, mask ratio).
+    ``cfg_options``: dotted overrides merged on top.
+    """
     from mmengine.config import Config
-    model = Config.fromfile(config).model.to_dict()
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    elif config is not None:
+        cfg = Config.fromfile(config)
+    elif checkpoint is None:
+        raise ValueError('give a pre-training config, a checkpoint, or both')
+    else:
+        # An mmengine checkpoint pickles more than tensors: a trusted local file.
+        meta = torch.load(checkpoint, map_location='cpu', weights_only=False).get('meta')
+        if not isinstance(meta, dict) or 'cfg' not in meta:
+            raise ValueError(f'{checkpoint} carries no training config (meta.cfg): '
+                             'pass the pre-training config')
+        cfg = Config.fromstring(meta['cfg'], '.py')
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def config_name(config, checkpoint: Optional[str] = None) -> str:
+    """How errors name a config given as a path, a Config or None."""
+    if config is None:
+        return f'the config saved in {checkpoint}'
+    return str(getattr(config, 'filename', None) or config)
+
+
+def _model_cfg(cfg, source) -> dict:
+    model = cfg.model.to_dict()
     if model.get('type') != 'AMDPretrainer':
-        raise ValueError(f'{config}: model.type is {model.get("type")!r}, expected '
+        raise ValueError(f'{source}: model.type is {model.get("type")!r}, expected '
                          "'AMDPretrainer' (a pre-training config of this project)")
     # Only the student encoder and its decoder are evaluated: no teacher
     # checkpoint is needed and alignment weights are not built.
     return dict(model, teacher=None, alignment=None)
 
 
-def build_pretrainer(config: str, checkpoint: Optional[str] = None,
-                     init_seed: int = 0) -> torch.nn.Module:
-    """The ``AMDPretrainer`` of pre-training ``config`` (student encoder +
-    pixel decoder; teacher and alignment left out), in eval mode.
+def build_pretrainer(config=None, checkpoint: Optional[str] = None,
+                     init_seed: int = 0, cfg_options: Optional[dict] = None
+                     ) -> torch.nn.Module:
+    """The ``AMDPretrainer`` of a pre-training config (see
+    :func:`pretrain_config`; student encoder + pixel decoder, teacher and
+    alignment left out), in eval mode.
 
     ``checkpoint``: a pre-training checkpoint of this project (keys
     ``student.*``, ``decoder.*``; ``aligner.*`` is ignored), loaded strictly.
@@ -79,7 +116,8 @@ def build_pretrainer(config: str, checkpoint: Optional[str] = None,
     init_default_scope('mmaction')  # the config's types are mmaction's
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        model = MODELS.build(_pretrain_cfg(config))
+        model = MODELS.build(_model_cfg(pretrain_config(config, checkpoint, cfg_options),
+                                        config_name(config, checkpoint)))
     if checkpoint is not None:
         state = read_checkpoint(checkpoint)
         if not any(k.startswith('student.') for k in state):
@@ -90,7 +128,8 @@ def build_pretrainer(config: str, checkpoint: Optional[str] = None,
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise ValueError(f'{checkpoint} does not fit the model of {config}: '
+            raise ValueError(f'{checkpoint} does not fit the model of '
+                             f'{config_name(config, checkpoint)}: '
                              f'{err}') from err
     return model.eval()
 
@@ -106,24 +145,27 @@ def encode_views(model: torch.nn.Module, clips: list) -> torch.Tensor:
     return tokens.mean(1).reshape(x.shape[0], x.shape[1], -1).float()
 
 
-def extract_features(ann_file: str, data_prefix: str, config: str,
+def extract_features(ann_file: str, data_prefix: str, config=None,
                      checkpoint: Optional[str] = None, init_seed: int = 0,
-                     views_config: str = VIEWS_CONFIG, batch_size: int = 8
+                     views_config: str = VIEWS_CONFIG, batch_size: int = 8,
+                     cfg_options: Optional[dict] = None
                      ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Frozen features of every clip in ``ann_file``.
 
     Args:
         ann_file, data_prefix: an mmaction2 VideoDataset list and its video folder.
         config: the pre-training config that built the encoder (the tiny AMD
-            / VideoMAE student config, or the tiny teacher config).
+            / VideoMAE student config, or the tiny teacher config; a path or
+            a ``Config``); None: the one saved in ``checkpoint``.
         checkpoint: its pre-training checkpoint; None = fresh encoder
             (seeded by ``init_seed``), the random-teacher control.
         views_config: config whose ``test_pipeline`` samples the views.
+        cfg_options: dotted overrides of ``config``.
 
     Returns (features (N, V, C) float32, labels (N,) long), N clips in
     ``ann_file`` order, V views (clips x crops) each.
     """
-    model = build_pretrainer(config, checkpoint, init_seed)
+    model = build_pretrainer(config, checkpoint, init_seed, cfg_options)
     feats, labels = [], []
     for clips, y in iter_clips(ann_file, data_prefix, views_config, batch_size):
         feats.append(encode_views(model, clips))

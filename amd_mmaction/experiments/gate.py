@@ -25,7 +25,8 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from .features import VIEWS_CONFIG, build_pretrainer, extract_features, iter_clips
+from .features import (VIEWS_CONFIG, build_pretrainer, config_name, extract_features,
+                       iter_clips, pretrain_config)
 
 
 def teacher_gate(recon: float, trivial: float, probe_top1: float, num_classes: int,
@@ -56,10 +57,12 @@ def teacher_gate(recon: float, trivial: float, probe_top1: float, num_classes: i
                 reasons=reasons, margin=margin, factor=factor)
 
 
-def mask_ratio_of(config: str) -> float:
-    """The student ratio of the ``AsymmetricTubeMask`` in ``config``'s train
-    pipeline: the ratio the model was pre-trained with."""
-    from mmengine.config import Config
+def mask_ratio_of(config, checkpoint: Optional[str] = None,
+                  cfg_options: Optional[dict] = None) -> float:
+    """The student ratio of the ``AsymmetricTubeMask`` in the train pipeline
+    of a pre-training config (:func:`.features.pretrain_config`): the ratio
+    the model was pre-trained with."""
+    cfg = pretrain_config(config, checkpoint, cfg_options)
     found = []
 
     def walk(t):
@@ -68,11 +71,11 @@ def mask_ratio_of(config: str) -> float:
                 found.append(t['student_ratio'])
             for v in t.get('transforms', []):
                 walk(v)
-    for t in Config.fromfile(config).train_dataloader.dataset.pipeline:
+    for t in cfg.train_dataloader.dataset.pipeline:
         walk(t)
     if len(found) != 1:
-        raise ValueError(f'{config}: expected one AsymmetricTubeMask in '
-                         f'train_dataloader.dataset.pipeline, found {len(found)}')
+        raise ValueError(f'{config_name(config, checkpoint)}: expected one AsymmetricTubeMask '
+                         f'in train_dataloader.dataset.pipeline, found {len(found)}')
     return float(found[0])
 
 
@@ -139,25 +142,30 @@ def reconstruction_losses(model, ann_file: str, data_prefix: str, mask_ratio: fl
                 trivial_zero_bound=None if norm == 'none' else (n - 1) / n, clips=done)
 
 
-def run_teacher_gate(config: str, checkpoint: Optional[str], data: Dict[str, str],
+def run_teacher_gate(config, checkpoint: Optional[str], data: Dict[str, str],
                      mask_ratio: Optional[float] = None, num_masks: int = 2, seed: int = 0,
                      margin: float = 0.9, factor: float = 3.0,
                      num_classes: Optional[int] = None, init_seed: int = 0,
-                     views_config: str = VIEWS_CONFIG, batch_size: int = 8) -> dict:
-    """The whole gate for the teacher of pre-training ``config`` at
-    ``checkpoint`` (None: a fresh encoder, the random-teacher control).
+                     views_config: str = VIEWS_CONFIG, batch_size: int = 8,
+                     cfg_options: Optional[dict] = None) -> dict:
+    """The whole gate for a teacher: its pre-training ``config`` (path,
+    ``Config``, or None for the one saved in ``checkpoint``; ``cfg_options``
+    on top) at ``checkpoint`` (None: a fresh encoder, the random-teacher
+    control).
 
     ``data``: dict(root, train, val) as written by ``make_motion_dataset``.
-    ``mask_ratio``: None reads it from ``config`` (pass the ratio actually
-    trained with when it was overridden). Returns :func:`teacher_gate`'s
-    dict plus target_norm, mask_ratio and train_probe_top1.
+    ``mask_ratio``: None reads it from the config. The target normalisation
+    is the config's ``model.pixel_loss.target_norm``. Returns
+    :func:`teacher_gate`'s dict plus target_norm, mask_ratio,
+    train_probe_top1.
     """
     from .linear import linear_probe
-    ratio = mask_ratio_of(config) if mask_ratio is None else float(mask_ratio)
-    model = build_pretrainer(config, checkpoint, init_seed)
+    cfg = pretrain_config(config, checkpoint, cfg_options)
+    ratio = mask_ratio_of(cfg) if mask_ratio is None else float(mask_ratio)
+    model = build_pretrainer(cfg, checkpoint, init_seed)
     rec = reconstruction_losses(model, data['val'], data['root'], ratio, num_masks, seed,
                                 views_config, batch_size)
-    feats = {s: extract_features(data[s], data['root'], config, checkpoint, init_seed,
+    feats = {s: extract_features(data[s], data['root'], cfg, checkpoint, init_seed,
                                  views_config, batch_size) for s in ('train', 'val')}
     probe = linear_probe(*feats['train'], *feats['val'], num_classes=num_classes)
     classes = num_classes or int(max(feats['train'][1].max(), feats['val'][1].max())) + 1
