@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import os
 import os.path as osp
+import socket
 import sys
 import tempfile
 import types
@@ -79,9 +80,8 @@ def _atomic_write(filepath, data, mode, encoding=None):
     filepath = str(filepath)
     dirname = osp.dirname(osp.abspath(filepath))
     os.makedirs(dirname, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dirname,
-                               prefix='.' + osp.basename(filepath) + '.',
-                               suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=dirname, suffix='.tmp',
+                               prefix=f'.{osp.basename(filepath)}.{_writer()}.')
     try:
         # mkstemp makes 0600 files; give the checkpoint the usual permissions.
         umask = os.umask(0)
@@ -97,13 +97,37 @@ def _atomic_write(filepath, data, mode, encoding=None):
             os.remove(tmp)
         raise
     # A process killed mid-write (SIGKILL, OOM) leaves its temporary file;
-    # drop such leftovers of this file once a complete copy is in place.
-    for stale in glob.glob(osp.join(glob.escape(dirname),
-                                    '.' + glob.escape(osp.basename(filepath)) + '.*.tmp')):
+    # drop such leftovers of this file once a complete copy is in place, but
+    # not the file of a live writer: DDP ranks write the same logs at once.
+    prefix = f'.{osp.basename(filepath)}.'
+    for stale in glob.glob(osp.join(glob.escape(dirname), glob.escape(prefix) + '*.tmp')):
+        if _writer_alive(osp.basename(stale)[len(prefix):]):
+            continue
         try:
             os.remove(stale)
         except OSError:
             pass
+
+
+def _writer():
+    return f'{os.getpid()}@{socket.gethostname()}'
+
+
+def _writer_alive(tag):
+    """Is the writer named at the start of a temporary file's ``tag``
+    (``pid@host.``) running? Writers on other hosts count as running."""
+    pid, at, rest = tag.partition('@')
+    if not at or not pid.isdigit():
+        return False  # not ours, or an older name: a leftover
+    if not rest.startswith(socket.gethostname() + '.'):
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, owned by someone else
+    return True
 
 
 def _patch_atomic_local_writes():
@@ -175,7 +199,7 @@ def _patch_pkg_resources_lookups():
 
 
 def _patch_cpu_dist_init():
-    """mmengine's pytorch launcher calls ``torch.cuda.set_device``
+    """mmengine's pytorch and slurm launchers call ``torch.cuda.set_device``
     unconditionally, which a CPU-only torch cannot do: on such a machine
     initialise the process group (gloo) without touching CUDA."""
     import mmengine.dist.utils as dist_utils
@@ -191,8 +215,22 @@ def _patch_cpu_dist_init():
             backend = 'gloo'
         torch.distributed.init_process_group(backend=backend, **kwargs)
 
+    original_slurm = dist_utils._init_dist_slurm
+
+    def init_dist_slurm(backend, port=None, init_backend='torch', **kwargs):
+        # mmengine's slurm set-up (ranks, master from scontrol), without
+        # its torch.cuda.set_device, which a CPU-only torch lacks
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original_slurm(backend, port, init_backend=init_backend, **kwargs)
+        set_device, torch.cuda.set_device = torch.cuda.set_device, lambda device: None
+        try:
+            return original_slurm('gloo' if backend == 'nccl' else backend, port, **kwargs)
+        finally:
+            torch.cuda.set_device = set_device
+
     init_dist_pytorch._amd_cpu_safe = True
     dist_utils._init_dist_pytorch = init_dist_pytorch
+    dist_utils._init_dist_slurm = init_dist_slurm
 
 
 def _load_pyav_before_decord():
