@@ -69,8 +69,9 @@ def pretrain_config(config=None, checkpoint: Optional[str] = None,
     elif checkpoint is None:
         raise ValueError('give a pre-training config, a checkpoint, or both')
     else:
-        # An mmengine checkpoint pickles more than tensors: a trusted local file.
-        meta = torch.load(checkpoint, map_location='cpu', weights_only=False).get('meta')
+        from ..checkpoint_io import load_checkpoint_file  # the safe loader (allow-list)
+        ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
+        meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
         if not isinstance(meta, dict) or 'cfg' not in meta:
             raise ValueError(f'{checkpoint} carries no training config (meta.cfg): '
                              'pass the pre-training config')
