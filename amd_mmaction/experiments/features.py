@@ -85,7 +85,9 @@ def config_name(config, checkpoint: Optional[str] = None) -> str:
     """How errors name a config given as a path, a Config or None."""
     if config is None:
         return f'the config saved in {checkpoint}'
-    return str(getattr(config, 'filename', None) or config)
+    if isinstance(config, str):
+        return config
+    return getattr(config, 'filename', None) or '<an unnamed Config>'
 
 
 def _model_cfg(cfg, source) -> dict:
