@@ -19,7 +19,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VIEWS_CONFIG = osp.join(ROOT, 'configs', 'tiny', 'finetune_tiny_motion.py')
 
 
-def test_pipeline(views_config: str = VIEWS_CONFIG) -> list:
+def views_pipeline(views_config: str = VIEWS_CONFIG) -> list:
     """The ``test_pipeline`` of ``views_config`` (sampling, resize, crops)."""
     from mmengine.config import Config
     cfg = Config.fromfile(views_config)
@@ -42,7 +42,7 @@ def iter_clips(ann_file: str, data_prefix: str, views_config: str = VIEWS_CONFIG
     init_default_scope('mmaction')
     ds = DATASETS.build(dict(type='VideoDataset', ann_file=ann_file,
                              data_prefix=dict(video=data_prefix),
-                             pipeline=test_pipeline(views_config), test_mode=True))
+                             pipeline=views_pipeline(views_config), test_mode=True))
     if len(ds) == 0:
         raise ValueError(f'{ann_file} lists no clips')
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False,
