@@ -8,6 +8,7 @@ import json
 import os
 import os.path as osp
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,20 +94,50 @@ def test_resume_from_truncated_checkpoint(reference, tiny_cfg, tmp_path):
 
 
 # -- a real training process, killed and resumed ------------------------------------
-def _train(config, work, *extra, fsize_limit=None):
+# Run in the training process before tools/train.py. AMD_TEST_PAUSE=
+# "op:name:marker" makes os.<op> (replace: the rename that completes an
+# atomic write; remove) block forever on a file called <name> after touching
+# <marker>, so the test can SIGKILL the process at exactly that step of a
+# save. AMD_TEST_ENOSPC=<name> makes the fsync of <name>'s temporary file
+# fail with ENOSPC (where no small file system can be mounted).
+WRAPPER = """
+import errno, os, runpy, signal, sys, time
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+if os.environ.get('AMD_TEST_PAUSE'):
+    op, name, marker = os.environ['AMD_TEST_PAUSE'].split(':')
+    real = getattr(os, op)
+    def paused(path, *rest, **kw):
+        target = rest[0] if op == 'replace' else path
+        if os.path.basename(str(target)) == name:
+            open(marker, 'w').close()
+            while True:
+                time.sleep(1)
+        return real(path, *rest, **kw)
+    setattr(os, op, paused)
+if os.environ.get('AMD_TEST_ENOSPC'):
+    real_fsync = os.fsync
+    def fsync(fd):
+        if '.' + os.environ['AMD_TEST_ENOSPC'] + '.' in os.readlink(f'/proc/self/fd/{fd}'):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+    os.fsync = fsync
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def _train(config, work, *extra, fsize_limit=None, env=None):
     """Start tools/train.py; with ``fsize_limit`` the kernel kills it
     (SIGXFSZ, default action, like SIGKILL: no Python cleanup) as soon as a
     write goes past that many bytes: a checkpoint save is cut mid-write."""
-    cmd = [sys.executable, '-c',
-           'import runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_DFL); '
-           "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+    cmd = [sys.executable, '-c', WRAPPER,
            osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', work, *extra]
 
     def limits():
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if fsize_limit:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **(env or {}))
     return subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=limits,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -117,7 +148,9 @@ def _last_checkpoint(work):
 
 
 def test_sigkill_mid_epoch_and_mid_save_then_resume(reference, tiny_cfg, tmp_path):
-    cfg = tiny_cfg('videomae_student_tiny_motion.py', **SMALL)
+    # keep 1: mmengine's own CheckpointHook would delete epoch_1.pth before the cut save
+    cfg = tiny_cfg('videomae_student_tiny_motion.py',
+                   **dict(SMALL, **{'default_hooks.checkpoint.max_keep_ckpts': 1}))
     config = str(tmp_path / 'tiny.py')
     cfg.dump(config)
     work = str(tmp_path / 'killed')
@@ -133,7 +166,7 @@ def test_sigkill_mid_epoch_and_mid_save_then_resume(reference, tiny_cfg, tmp_pat
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert _last_checkpoint(work) == osp.join(work, 'epoch_1.pth')
+    assert _last_checkpoint(work) == 'epoch_1.pth'  # relative to the work dir
     assert not osp.exists(osp.join(work, 'epoch_2.pth'))
 
     # 2. Resume, and be killed by the kernel while writing epoch_2.pth.
@@ -144,7 +177,7 @@ def test_sigkill_mid_epoch_and_mid_save_then_resume(reference, tiny_cfg, tmp_pat
     partial = glob.glob(osp.join(work, '.epoch_2.pth.*.tmp'))
     assert partial and osp.getsize(partial[0]) <= size // 2  # the cut-off write
     assert not osp.exists(osp.join(work, 'epoch_2.pth'))
-    assert _last_checkpoint(work) == osp.join(work, 'epoch_1.pth')
+    assert _last_checkpoint(work) == 'epoch_1.pth'  # relative to the work dir
 
     # 3. Resume again: from epoch_1.pth (the last complete one) to the end.
     before = set(glob.glob(osp.join(work, '2*')))
@@ -159,8 +192,114 @@ def test_sigkill_mid_epoch_and_mid_save_then_resume(reference, tiny_cfg, tmp_pat
     for it, lr in lrs.items():
         assert lr == pytest.approx(reference['lrs'][it], rel=1e-9), it
     assert not glob.glob(osp.join(work, '.*.tmp'))  # the leftover went with the good save
+    assert sorted(glob.glob(osp.join(work, '*.pth'))) == [osp.join(work, 'epoch_3.pth')]
     final = torch.load(osp.join(work, 'epoch_3.pth'), weights_only=False)
     assert final['meta']['iter'] == 3 * ITERS_PER_EPOCH and final['meta']['epoch'] == 3
+
+
+def _killed_at(config, work, pause, *extra):
+    """Run tools/train.py until it blocks at ``pause`` ("op:name"), then
+    SIGKILL it."""
+    marker = osp.join(osp.dirname(work), 'paused')
+    if osp.exists(marker):
+        os.remove(marker)
+    proc = _train(config, work, *extra, env={'AMD_TEST_PAUSE': f'{pause}:{marker}'})
+    deadline = time.time() + 150
+    while not osp.exists(marker) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert osp.exists(marker) and proc.poll() is None, proc.stdout.read().decode()[-3000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _loads(path):
+    return torch.load(path, weights_only=False)['meta']['epoch']
+
+
+def test_sigkill_at_every_step_of_a_save_keep_one(reference, tiny_cfg, tmp_path):
+    """max_keep_ckpts=1, SIGKILL at each step of saving epoch_2.pth: its file
+    written but not renamed, renamed but last_checkpoint not yet updated,
+    last_checkpoint updated but epoch_1.pth not yet deleted. After each kill
+    last_checkpoint names a complete checkpoint and --resume goes on."""
+    cfg = tiny_cfg('videomae_student_tiny_motion.py',
+                   **dict(SMALL, **{'default_hooks.checkpoint.max_keep_ckpts': 1}))
+    config = str(tmp_path / 'tiny.py')
+    cfg.dump(config)
+    work = str(tmp_path / 'killed')
+    ckpt = osp.join(work, 'epoch_{}.pth').format
+
+    _killed_at(config, work, 'replace:epoch_2.pth')
+    assert _last_checkpoint(work) == 'epoch_1.pth' and _loads(ckpt(1)) == 1
+    assert glob.glob(osp.join(work, '.epoch_2.pth.*.tmp')) and not osp.exists(ckpt(2))
+
+    _killed_at(config, work, 'replace:last_checkpoint', '--resume')
+    assert _last_checkpoint(work) == 'epoch_1.pth' and _loads(ckpt(1)) == 1
+    assert _loads(ckpt(2)) == 2  # complete, not yet named
+
+    _killed_at(config, work, 'remove:epoch_1.pth', '--resume')
+    assert _last_checkpoint(work) == 'epoch_2.pth' and _loads(ckpt(2)) == 2
+    assert osp.exists(ckpt(1))
+
+    before = set(glob.glob(osp.join(work, '2*')))
+    proc = _train(config, work, '--resume')
+    out = proc.communicate(timeout=180)[0].decode()
+    assert proc.returncode == 0, out[-3000:]
+    assert f'Load checkpoint from {ckpt(2)}' in out and 'resumed epoch: 2, iter: 6' in out
+    (run,) = set(glob.glob(osp.join(work, '2*'))) - before
+    lrs = scalars(work, osp.basename(run))
+    assert sorted(lrs) == [7, 8, 9]
+    assert all(lrs[i] == pytest.approx(reference['lrs'][i], rel=1e-9) for i in lrs)
+    assert sorted(glob.glob(osp.join(work, '*.pth'))) == [ckpt(3)]
+    assert _last_checkpoint(work) == 'epoch_3.pth'
+    assert not glob.glob(osp.join(work, '.*.tmp'))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 5 MiB (a checkpoint of the SMALL model is about 2.8 MB:
+    one fits, a second beside it does not); None where mounting is not
+    allowed (not root, no CAP_SYS_ADMIN)."""
+    mnt = tmp_path / 'disk'
+    mnt.mkdir()
+    ok = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=5m', 'tmpfs', str(mnt)],
+                        capture_output=True).returncode == 0
+    yield str(mnt) if ok else None
+    if ok:
+        subprocess.run(['umount', '-l', str(mnt)], check=False)
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(reference, tiny_cfg,
+                                                              tmp_path, small_disk):
+    """ENOSPC while epoch_2.pth is written (a real full tmpfs; without mount
+    rights, an fsync that fails with ENOSPC): a clear error naming the file,
+    epoch_1.pth and last_checkpoint untouched, no temporary file left; the
+    work dir, copied to a disk with room, resumes to the end."""
+    size = osp.getsize(osp.join(reference['work'], 'epoch_1.pth'))
+    assert 2 * 1024 ** 2 < size < 5 * 1024 ** 2 / 1.6, size  # the tmpfs size above fits
+    cfg = tiny_cfg('videomae_student_tiny_motion.py',
+                   **dict(SMALL, **{'default_hooks.checkpoint.max_keep_ckpts': 1}))
+    config = str(tmp_path / 'tiny.py')
+    cfg.dump(config)
+    work = osp.join(small_disk or str(tmp_path), 'full')
+    env = None if small_disk else {'AMD_TEST_ENOSPC': 'epoch_2.pth'}
+    proc = _train(config, work, env=env)
+    out = proc.communicate(timeout=180)[0].decode()
+    assert proc.returncode == 1, out[-3000:]
+    assert (f'CheckpointSaveError: [Errno 28] could not write checkpoint '
+            f'{osp.join(work, "epoch_2.pth")}: No space left on device') in out
+    assert f'the last complete checkpoint is still {osp.join(work, "epoch_1.pth")}' in out
+    assert _last_checkpoint(work) == 'epoch_1.pth'
+    assert _loads(osp.join(work, 'epoch_1.pth')) == 1
+    assert not glob.glob(osp.join(work, '.*.tmp')) and not osp.exists(osp.join(work, 'epoch_2.pth'))
+
+    roomy = str(tmp_path / 'roomy')
+    shutil.copytree(work, roomy)
+    proc = _train(config, roomy, '--resume')
+    out = proc.communicate(timeout=180)[0].decode()
+    assert proc.returncode == 0, out[-3000:]
+    assert f"Load checkpoint from {osp.join(roomy, 'epoch_1.pth')}" in out
+    assert sorted(glob.glob(osp.join(roomy, '*.pth'))) == [osp.join(roomy, 'epoch_3.pth')]
 
 
 def test_resume_mid_epoch_skips_trained_batches(motion_data, tmp_path):

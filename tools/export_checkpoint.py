@@ -28,7 +28,8 @@ def parse_args(argv=None):
                    help='frames per clip the fine-tuned model sees')
     p.add_argument('--img-size', type=int, default=224)
     p.add_argument('--num-heads', type=int,
-                   help='heads of the target backbone (shapes do not depend on it)')
+                   help='heads of the target backbone; checked against the '
+                        "checkpoint's own config (meta.cfg / args) and the width")
     p.add_argument('--no-mean-pooling', action='store_true',
                    help='target keeps the final norm instead of fc_norm')
     p.add_argument('--fc-norm-from-norm', action='store_true',
@@ -55,7 +56,7 @@ def main(argv=None):
                                 strict=not args.no_strict, **backbone)
     except (FileNotFoundError, ValueError) as err:  # CheckpointMismatch too
         raise SystemExit(f'export failed: {err}') from err
-    print(f'backbone: {out["backbone"]}')
+    print(f'backbone: {out["backbone"]} (num_heads: {out["num_heads_from"]})')
     print(f'carried over: {len(out["carried"])} tensors')
     print(f'rebuilt for {args.num_frames}x{args.img_size}: {out["rebuilt"]}')
     print(f'freshly initialised: {out["fresh"]}')

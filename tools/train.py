@@ -14,6 +14,8 @@ from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from amd_mmaction.runner import doors  # noqa: E402
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Train a model')
@@ -22,6 +24,9 @@ def parse_args(argv=None):
     p.add_argument('--resume', nargs='?', type=str, const='auto',
                    help='resume from CKPT, or from the latest checkpoint in '
                         'the work dir when no path is given')
+    p.add_argument('--allow-fresh', action='store_true',
+                   help='with --resume: start from scratch when the work dir has no '
+                        'checkpoint (default: refuse, exit 1)')
     p.add_argument('--amp', action='store_true', help='mixed precision')
     add_trust_argument(p)
     p.add_argument('--auto-scale-lr', action='store_true')
@@ -64,6 +69,16 @@ def main(argv=None):
     args = parse_args(argv)
     trust_checkpoints(args.trust_checkpoint)
     cfg = build_config(args)
+    try:  # before the Runner, which writes into the work dir as it is built
+        if cfg.get('resume'):
+            ckpt = doors.resume_target(cfg, cfg.get('load_from'), args.allow_fresh)
+            cfg.resume, cfg.load_from = ckpt is not None, ckpt
+        doors.check_load_from(cfg)
+    except doors.RunFinished as done:  # exit 0: nothing was asked that is not done
+        print(done)
+        return None
+    except doors.RunRefused as err:
+        raise SystemExit(f'train.py: {err}') from err
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
         __import__('mmengine.registry', fromlist=['RUNNERS']).RUNNERS.build(cfg)
     runner.train()

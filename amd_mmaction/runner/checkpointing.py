@@ -114,12 +114,12 @@ class SafeCheckpointHook(CheckpointHook):
     checkpoint and ``last_checkpoint`` as they were."""
 
     def _save_checkpoint_with_step(self, runner, step, meta):
-        stale = []
+        stale, kept = [], None
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
             ids = list(self.keep_ckpt_ids) + [step]
-            stale, ids = ids[:-self.max_keep_ckpts], ids[-self.max_keep_ckpts:]
-            self.keep_ckpt_ids = deque(ids, self.max_keep_ckpts)
-            # saved inside the new checkpoint: a resumed run knows what it keeps
+            stale, kept = ids[:-self.max_keep_ckpts], ids[-self.max_keep_ckpts:]
+            # The new checkpoint records the stale ones too: killed before they
+            # are deleted, the resumed run deletes them (CheckpointHook.before_train).
             runner.message_hub.update_info('keep_ckpt_ids', ids)
         filename = self.filename_tmpl.format(step)
         path = self.file_backend.join_path(self.out_dir, filename)
@@ -139,6 +139,9 @@ class SafeCheckpointHook(CheckpointHook):
                 err.errno, f'could not write checkpoint {path}: {err.strerror or err}{hint}; '
                 f'nothing of it was kept, the last complete checkpoint is still '
                 f'{previous or "none (this was the first save)"}') from err
+        if kept is not None:
+            self.keep_ckpt_ids = deque(kept, self.max_keep_ckpts)
+            runner.message_hub.update_info('keep_ckpt_ids', kept)
         if not is_main_process():
             return
         write_last_checkpoint(runner.work_dir, path)

@@ -106,14 +106,16 @@ def check_fits_model(cfg, path: str, state: dict) -> None:
     del model
     if not (shapes or missing or unexpected):
         return
+    def listed(items, n=40):
+        return '; '.join(items[:n]) + (f'; ... and {len(items) - n} more' if len(items) > n else '')
     parts = []
     if shapes:
-        parts.append(f'{len(shapes)} shapes differ: ' + '; '.join(shapes[:12]))
+        parts.append(f'{len(shapes)} shapes differ: {listed(shapes)}')
     if missing:
-        parts.append(f'{len(missing)} model weights are not in the checkpoint: {missing[:8]}')
+        parts.append(f'{len(missing)} model weights are not in the checkpoint: {listed(missing)}')
     if unexpected:
         parts.append(f'{len(unexpected)} checkpoint weights are not in the model: '
-                     f'{unexpected[:8]}')
+                     f'{listed(unexpected)}')
     raise RunRefused(
         f'--resume: {path} does not fit the model of this config ({"; ".join(parts)}). '
         'Resume with the config the run was started with (the copy in the work dir), or '

@@ -63,6 +63,7 @@ train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
 val_cfg = None
 test_cfg = None
 default_hooks = dict(logger=dict(interval=5),
-                     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+                     checkpoint=dict(type='SafeCheckpointHook', interval=max_epochs,
+                                     max_keep_ckpts=1))
 randomness = dict(seed=0)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
