@@ -186,3 +186,30 @@ def test_export_heads_from_official_args_and_width(tmp_path):
         torch.load(str(tmp_path / 'o.pth'), weights_only=False)['meta']['backbone']['num_heads'] == 6
     info = export_checkpoint(bare, str(tmp_path / 'o2.pth'), num_frames=8, img_size=64)
     assert info['backbone']['num_heads'] == 2 and info['num_heads_from'].startswith('guessed')
+
+
+def test_last_checkpoint_resolves_in_its_work_dir(tmp_path):
+    """The rules the Runner's resume=True uses too (mmengine's
+    find_latest_checkpoint is replaced by this resolver)."""
+    import mmengine.runner.runner as runner_mod
+    from amd_mmaction.runner.checkpointing import resolve_last_checkpoint
+    here, there = tmp_path / 'here', tmp_path / 'there'
+    for d in (here, there):
+        d.mkdir()
+        (d / 'epoch_2.pth').write_bytes(b'x')
+    pointer = here / 'last_checkpoint'
+    assert resolve_last_checkpoint(str(here)) is None
+    assert runner_mod.find_latest_checkpoint(str(here)) is None
+    for name in ('epoch_2.pth', str(there / 'epoch_2.pth'), '/gone/epoch_2.pth'):
+        pointer.write_text(name)  # relative; absolute to a copy's original; absolute, moved
+        assert resolve_last_checkpoint(str(here)) == str(here / 'epoch_2.pth')
+        assert runner_mod.find_latest_checkpoint(str(here)) == str(here / 'epoch_2.pth')
+    pointer.write_text(str(there / 'epoch_2.pth'))
+    (here / 'epoch_2.pth').unlink()  # the out_dir-elsewhere case: the absolute file
+    assert resolve_last_checkpoint(str(here)) == str(there / 'epoch_2.pth')
+    pointer.write_text('epoch_2.pth')
+    with pytest.raises(FileNotFoundError, match="names 'epoch_2.pth', which does not exist"):
+        resolve_last_checkpoint(str(here))
+    pointer.write_text('')
+    with pytest.raises(FileNotFoundError, match='last_checkpoint is empty'):
+        resolve_last_checkpoint(str(here))
