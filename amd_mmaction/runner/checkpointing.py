@@ -132,7 +132,10 @@ class SafeCheckpointHook(CheckpointHook):
                 save_param_scheduler=self.save_param_scheduler, meta=meta,
                 by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
         except OSError as err:
-            previous = resolve_last_checkpoint(runner.work_dir) if is_main_process() else None
+            try:
+                previous = resolve_last_checkpoint(runner.work_dir)
+            except OSError:  # a broken pointer must not hide the write error
+                previous = None
             hint = ' (disk full: free space or set a smaller max_keep_ckpts)' \
                 if err.errno in (errno.ENOSPC, errno.EDQUOT) else ''
             raise CheckpointSaveError(

@@ -8,10 +8,12 @@ VideoMAE / AMD releases: ``args.model``, e.g.
 ``pretrain_videomae_small_patch16_224``) and against the width.
 """
 import ast
+import json
+import os.path as osp
 import re
 from typing import Optional, Tuple
 
-from mmengine.runner.checkpoint import CheckpointLoader
+from ..checkpoint_io import load_checkpoint_file
 
 # a head of fewer dims cannot hold a useful query/key; ViTs use 32..128
 HEAD_DIM_RANGE = (16, 256)
@@ -55,9 +57,17 @@ def heads_from_cfg_text(text: str) -> Tuple[Optional[int], str]:
 
 def recorded_heads(path: str) -> Tuple[Optional[int], str]:
     """(heads, where it was read) from the checkpoint's own records, or
-    (None, '') when it has none. Read through mmengine's loader, the door
-    (and safety policy) of every checkpoint."""
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    (None, '') when it has none. Read through checkpoint_io, the door (and
+    safety policy) of every checkpoint."""
+    if osp.isdir(path) or path.endswith('.safetensors'):  # Hugging Face: config.json
+        config = osp.join(path if osp.isdir(path) else osp.dirname(path), 'config.json')
+        if osp.isfile(config):
+            with open(config, encoding='utf-8') as f:
+                heads = json.load(f).get('num_attention_heads')
+            if isinstance(heads, int):
+                return heads, f'{config} num_attention_heads'
+        return None, ''
+    ckpt = load_checkpoint_file(path, map_location='cpu')
     if not isinstance(ckpt, dict):
         return None, ''
     meta = ckpt.get('meta')
