@@ -104,9 +104,32 @@ def val_curve(rows: List[dict], key: str = 'acc/top1') -> List[List[float]]:
     return [[int(r['step']), float(r[key])] for r in rows if key in r]
 
 
-def train_runner(cfg) -> dict:
-    """Train; return the last checkpoint, last losses and the log."""
+def _resumable(work_dir: str, allowed: bool) -> bool:
+    """True when ``work_dir`` holds a checkpoint of an interrupted run of
+    this stage to continue from (``allowed``: only the long teacher stage;
+    a short stage run again may be redone on a new parent, so it starts
+    over). Otherwise the pointer is dropped."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return False
+    if not allowed:
+        os.remove(pointer)
+        return False
+    with open(pointer) as f:
+        name = osp.basename(f.read().strip())
+    if name and osp.isfile(osp.join(work_dir, name)):
+        return True
+    os.remove(pointer)
+    return False
+
+
+def train_runner(cfg, resume: bool = False) -> dict:
+    """Train (continuing an interrupted run when ``resume``); return the
+    runner, the last checkpoint and the last logged losses."""
     from mmengine.runner import Runner
+    # A stage killed mid-way (a stop, a crash) continues from its last
+    # checkpoint instead of starting over: the teacher saves every few epochs.
+    cfg.resume = _resumable(cfg.work_dir, resume)
     runner = Runner.from_cfg(cfg)
     runner.train()
     losses = {k[len('train/'):]: float(v.current())
@@ -204,6 +227,7 @@ class V2Run:
                               work_dir, t['epochs'], t['batch_size'], t.get('seed', 0),
                               {'log_level': self.log_level, f'{MASK_KEY}.mode': 'tube',
                                f'{MASK_KEY}.student_ratio': t['mask_ratio'],
+                               'default_hooks.checkpoint.interval': min(5, t['epochs']),
                                'model.pixel_loss.target_norm': self.p['target_norm']})
         return cfg
 
@@ -212,7 +236,7 @@ class V2Run:
         cfg = self._teacher_cfg(work)
         os.makedirs(work, exist_ok=True)
         cfg.dump(osp.join(work, 'teacher_config.py'))
-        res = train_runner(cfg)
+        res = train_runner(cfg, resume=True)
         rows = scalar_log(work)
         del res['runner']
         gc.collect()

@@ -36,7 +36,7 @@
 # Synthetic SSV2-like data (amd_mmaction.data.synthetic: 6 motion classes,
 # temporal order decides the label), one data set for the whole run (the
 # teacher is shared, so the seeds vary training randomness, not the data).
-data = dict(source='synthetic', num_pool=720, num_train=480, num_val=240,
+data = dict(source='synthetic', num_pool=1080, num_train=360, num_val=240,
             num_frames=24, size=64, ext='webm', seed=2000)
 # Bring your own data instead (mmaction2 VideoDataset lists, `path label`):
 # data = dict(source='lists', train='train.txt', val='val.txt',
@@ -49,19 +49,19 @@ target_norm = 'none'
 
 # The teacher: configs/tiny/videomae_teacher_tiny_motion.py (128 wide,
 # 6 blocks, 4 heads), its own tube mask ratio, trained once, 2 threads.
-teacher = dict(config='videomae_teacher_tiny_motion.py', epochs=30,
+teacher = dict(config='videomae_teacher_tiny_motion.py', epochs=60,
                batch_size=8, mask_ratio=0.75, seed=0, threads=2,
                gate=dict(recon_margin=0.9, probe_factor=3.0))
 
 # Students: 96 wide, 4 blocks (configs/tiny), equal epochs for every variant.
-pretrain = dict(epochs=12, batch_size=8)
+pretrain = dict(epochs=10, batch_size=8)
 
 # Evaluations of every student (frozen features: final-normed tokens, mean
 # pooled, 2 clips x 3 crops from finetune_tiny_motion.py's test pipeline).
 evaluation = dict(
     knn=dict(k=20, temperature=0.07),
     linear=dict(),
-    finetune=dict(config='finetune_tiny_motion.py', epochs=16, batch_size=8,
+    finetune=dict(config='finetune_tiny_motion.py', epochs=12, batch_size=8,
                   val_interval=2),
 )
 
@@ -112,7 +112,7 @@ workers = 2
 # ones above; `variants` lists the names kept.
 quick = dict(
     data=dict(num_pool=240, num_train=240, num_val=120),
-    teacher=dict(epochs=12),
+    teacher=dict(epochs=12, threads=2),
     pretrain=dict(epochs=8),
     evaluation=dict(finetune=None),
     seeds=dict(headline=[0, 1, 2], ablation=[0, 1, 2]),

@@ -1,0 +1,148 @@
+"""Protocol v2 (tools/reproduce_v2.py): protocol loading and checks, the
+stage plan, bring-your-own-data validation (file:line before any training),
+and a tiny end-to-end run through the real Runner in two worker processes
+(real videos, real checkpoints), with resume."""
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+from conftest import CONFIGS, ROOT
+from amd_mmaction.experiments.protocol_v2 import (estimate_seconds, load_protocol, plan_stages,
+                                                  stage_key, units)
+from amd_mmaction.experiments.report_v2 import write_report
+from amd_mmaction.experiments.runner_v2 import GateFailed, V2Run
+
+PROTOCOL = osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2.py')
+HEADLINE = ['videomae', 'amd_serial', 'amd_serial_random']
+
+
+def test_protocol_v2_full_and_quick():
+    full = load_protocol(PROTOCOL)
+    assert len(full['seeds']['headline']) >= 5 and len(full['seeds']['ablation']) >= 3
+    for v in HEADLINE:
+        assert full['variants'][v]['group'] == 'headline'
+    assert full['variants']['amd_serial_random']['teacher'] == 'random'
+    assert len(full['variants']) == 8 and full['evaluation']['finetune']
+    # every student: the same pre-training epochs, one number for all
+    assert 'epochs' not in json.dumps(full['variants'])
+    assert len(units(full)) == 3 * 5 + 5 * 3
+    quick = load_protocol(PROTOCOL, quick=True)
+    assert list(quick['variants']) == HEADLINE and quick['evaluation']['finetune'] is None
+    assert len(units(quick)) == 3 * 3
+    # the teacher gets far more iterations than any student
+    n = full['data']
+    assert (full['teacher']['epochs'] * (n['num_pool'] + n['num_train'])
+            > 10 * full["pretrain"]["epochs"] * n["num_train"])
+    est = estimate_seconds(full)
+    assert est['teacher'] <= 60 * 60 and est['total'] <= 150 * 60
+    assert estimate_seconds(quick)['total'] <= 15 * 60
+
+
+def test_plan_v2_order():
+    p = load_protocol(PROTOCOL, quick=True)
+    keys = [stage_key(s) for s in plan_stages(p)]
+    assert keys[:4] == ['data', 'teacher', 'teacher_random', 'gate']
+    assert keys[4:7] == ['seed0/pretrain/videomae', 'seed0/features/videomae',
+                         'seed0/pretrain/amd_serial']
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'data': {'source': 'web'}}, "data.source must be 'synthetic' or 'lists'"),
+    ({'data': {'num_pool': -1}}, 'data.num_pool'),
+    ({'teacher': {'mask_ratio': 1.5}}, 'teacher.mask_ratio'),
+    ({'seeds': {'headline': [1, 1]}}, 'seeds.headline'),
+    ({'target_norm': 'patch'}, 'target_norm'),
+    ({'variants': ['videomae', 'nope']}, r"unknown variant\(s\) \['nope'\]"),
+])
+def test_protocol_v2_errors_name_the_key(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_protocol(PROTOCOL, overrides=overrides)
+
+
+def _lists_protocol(tmp_path, data, **data_keys):
+    return load_protocol(PROTOCOL, quick=True, overrides={'data': dict(
+        source='lists', root=data['root'], num_classes=6, **data_keys)})
+
+
+def test_bring_your_own_data_bad_lists_fail_before_training(motion_data, tmp_path):
+    bad = tmp_path / 'train.txt'
+    good = open(motion_data['train']).read().splitlines()
+    bad.write_text('\n'.join([good[0], good[1].split()[0] + ' 9', good[2].replace(' ', '\t')]
+                             + good[3:]) + '\n')
+    p = _lists_protocol(tmp_path, motion_data, train=str(bad), val=motion_data['val'])
+    run = V2Run(p, str(tmp_path / 'out'), log=lambda m: None)
+    with pytest.raises(ValueError) as err:
+        run.run_shared()
+    msg = str(err.value)
+    assert f'{bad}:2' in msg and f'{bad}:3' in msg and '[0, 6)' in msg
+    assert not osp.exists(tmp_path / 'out' / 'teacher')  # nothing trained
+    missing = tmp_path / 'val.txt'
+    missing.write_text('val/nowhere.webm 1\n')
+    p = _lists_protocol(tmp_path, motion_data, train=motion_data['train'], val=str(missing))
+    with pytest.raises(ValueError, match=f'{missing}:1'):
+        V2Run(p, str(tmp_path / 'out2'), log=lambda m: None).run_shared()
+
+
+def test_bring_your_own_data_good_lists(motion_data, tmp_path):
+    pool = tmp_path / 'pool.txt'
+    pool.write_text(open(motion_data['val']).read().split()[0] + '\n')  # unlabeled line
+    p = _lists_protocol(tmp_path, motion_data, train=motion_data['train'],
+                        val=motion_data['val'], pool=str(pool))
+    run = V2Run(p, str(tmp_path / 'out'), log=lambda m: None)
+    rec = run._run_stage(dict(kind='data', variant=None, seed=None))
+    lines = open(rec['data']['pool']).read().splitlines()
+    assert len(lines) == 12 + 1 and rec['data']['num_classes'] == 6
+    assert rec['data']['sizes'] == dict(train=12, val=6, pool=13)
+
+
+def test_v2_end_to_end_two_workers_and_resume(tmp_path):
+    p = load_protocol(PROTOCOL, quick=True, overrides={
+        'data': dict(num_pool=2, num_train=6, num_val=6),
+        'teacher': dict(epochs=1, batch_size=4), 'pretrain': dict(epochs=1, batch_size=4),
+        'evaluation': dict(finetune=dict(config='finetune_tiny_motion.py', epochs=2,
+                                         batch_size=4, val_interval=1)),
+        'seeds': dict(headline=[0], ablation=[0]),
+        'variants': ['amd_serial', 'amd_serial_random']})
+    out = str(tmp_path / 'run')
+    logs = []
+    run = V2Run(p, out, log=logs.append)
+    with pytest.raises(GateFailed, match='gate'):  # one epoch on 8 clips: no teacher
+        run.run()
+    assert not any(k.startswith('seed') for k in run.records)
+    cmd = [sys.executable, '-m', 'amd_mmaction.experiments.runner_v2', out, 'WARNING']
+    run.run(force=True, workers=2, worker_cmd=cmd)
+    assert osp.isfile(osp.join(out, 'records.w0.jsonl')) and osp.isfile(
+        osp.join(out, 'records.w1.jsonl'))
+    assert run.all_done()
+    res = write_report(run)
+    s = res['summary']
+    for v in ('amd_serial', 'amd_serial_random'):
+        for m in ('knn_top1', 'linear_top1', 'finetune_top1'):
+            assert 0 <= s['variants'][v][m]['mean'] <= 100
+        curve = s['finetune_curves'][v][0]['val']
+        assert [e for e, _ in curve] == [1, 2]
+    assert s['gate']['teacher']['trivial'] > 0 and not s['gate']['teacher']['passed']
+    assert 'Teacher gate' in res['markdown'] and 'amd_serial − amd_serial_random' in res['markdown']
+    for f in ('results.md', 'results.json', 'results.csv', 'results.png'):
+        assert osp.getsize(osp.join(out, f)) > 0
+    # the students distilled from different teachers
+    t1 = run.records['seed0/pretrain/amd_serial']
+    t2 = run.records['seed0/pretrain/amd_serial_random']
+    assert t1['losses']['loss_dir'] != t2['losses']['loss_dir']
+    # resume: nothing runs again; a deleted student checkpoint reruns that unit only
+    logs.clear()
+    V2Run(p, out, log=logs.append).run(force=True)
+    assert not any(m.endswith('...') for m in logs)
+    os.remove(t2['checkpoint'])
+    logs.clear()
+    V2Run(p, out, log=logs.append).run(force=True)
+    started = [m for m in logs if m.endswith('...')]
+    assert started == ['[v2] seed0/pretrain/amd_serial_random ...',
+                       '[v2] seed0/features/amd_serial_random ...',
+                       '[v2] seed0/finetune/amd_serial_random ...']
+    # another protocol into the same folder is refused
+    with pytest.raises(ValueError, match='another protocol'):
+        V2Run(dict(p, workers=3), out)
