@@ -154,10 +154,12 @@ def stage_key(stage: dict) -> str:
 
 
 # CPU seconds per training iteration at batch 8 (1 thread, idle 2-core
-# project machine, configs/tiny models; benchmark/protocol.py's COST) and per
-# clip of feature extraction (2 x 3 views, decode included).
-COST = dict(teacher=0.23, videomae=0.17, distilled=0.32, finetune=0.22,
-            feature_clip=0.08, val_clip=0.02, test_clip=0.1, stage=3.0)
+# project machine, configs/tiny models; benchmark/protocol.py's COST), the
+# teacher's 2-thread speed-up, per clip of feature extraction (2 x 3 views,
+# decode included) and of the gate (features + masked reconstruction).
+# The teacher and gate figures were measured by the first --quick run.
+COST = dict(teacher=0.23, two_threads=0.75, videomae=0.17, distilled=0.32, finetune=0.22,
+            feature_clip=0.1, gate_clip=0.145, val_clip=0.02, test_clip=0.1, stage=3.0)
 
 
 def data_sizes(p: dict) -> Dict[str, int]:
@@ -169,8 +171,8 @@ def data_sizes(p: dict) -> Dict[str, int]:
 
 
 def estimate_seconds(p: dict, sizes: Optional[Dict[str, int]] = None) -> dict:
-    """Rough wall seconds: the teacher on 2 threads (x0.65 of one), the
-    units spread over ``workers`` processes of one thread each."""
+    """Rough wall seconds: the teacher (on 2 threads if asked), the gate,
+    the units spread over ``workers`` processes of one thread each."""
     n = sizes or data_sizes(p)
 
     def iters(section, clips):
@@ -178,8 +180,10 @@ def estimate_seconds(p: dict, sizes: Optional[Dict[str, int]] = None) -> dict:
 
     def scale(section):
         return p[section]['batch_size'] / 8
-    teacher = iters('teacher', n['pool']) * COST['teacher'] * scale('teacher') * 0.65
-    gate = 2 * (n['train'] + 2 * n['val']) * COST['feature_clip']
+    teacher = iters('teacher', n['pool']) * COST['teacher'] * scale('teacher')
+    if p['teacher'].get('threads', 1) > 1:
+        teacher *= COST['two_threads']
+    gate = 2 * (n['train'] + 2 * n['val']) * COST['gate_clip']
     unit_total = 0.0
     for u in units(p):
         v = p['variants'][u['variant']]
