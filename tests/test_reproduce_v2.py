@@ -146,3 +146,17 @@ def test_v2_end_to_end_two_workers_and_resume(tmp_path):
     # another protocol into the same folder is refused
     with pytest.raises(ValueError, match='another protocol'):
         V2Run(dict(p, workers=3), out)
+
+
+def test_only_the_teacher_stage_continues_an_interrupted_run(tmp_path):
+    from amd_mmaction.experiments.runner_v2 import _resumable
+    work = tmp_path / 'stage'
+    work.mkdir()
+    (work / 'epoch_5.pth').write_bytes(b'x')
+    pointer = work / 'last_checkpoint'
+    pointer.write_text('epoch_5.pth')
+    assert _resumable(str(work), allowed=True) and pointer.exists()
+    assert not _resumable(str(work), allowed=False) and not pointer.exists()
+    pointer.write_text('epoch_10.pth')  # names a deleted checkpoint: start over
+    assert not _resumable(str(work), allowed=True) and not pointer.exists()
+    assert not _resumable(str(work), allowed=True)  # no pointer at all

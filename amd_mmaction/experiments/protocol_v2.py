@@ -166,8 +166,16 @@ def data_sizes(p: dict) -> Dict[str, int]:
     d = p['data']
     if d['source'] == 'synthetic':
         return dict(pool=d['num_pool'] + d['num_train'], train=d['num_train'], val=d['num_val'])
-    return dict(pool=d.get('_pool_size', 0) + d.get('_train_size', 0),
-                train=d.get('_train_size', 0), val=d.get('_val_size', 0))
+    def lines(key):  # for --plan only: the lists are checked properly when run
+        path = d.get(key)
+        if not path:
+            return 0
+        try:
+            with open(path) as f:
+                return sum(1 for line in f if line.strip())
+        except OSError:
+            return 0
+    return dict(pool=lines('pool') + lines('train'), train=lines('train'), val=lines('val'))
 
 
 def estimate_seconds(p: dict, sizes: Optional[Dict[str, int]] = None) -> dict:

@@ -109,17 +109,15 @@ def _resumable(work_dir: str, allowed: bool) -> bool:
     this stage to continue from (``allowed``: only the long teacher stage;
     a short stage run again may be redone on a new parent, so it starts
     over). Otherwise the pointer is dropped."""
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
-        return False
-    if not allowed:
-        os.remove(pointer)
-        return False
-    with open(pointer) as f:
-        name = osp.basename(f.read().strip())
-    if name and osp.isfile(osp.join(work_dir, name)):
+    from ..runner.checkpointing import POINTER, resolve_last_checkpoint
+    try:
+        found = resolve_last_checkpoint(work_dir)
+    except FileNotFoundError:  # it names a deleted checkpoint
+        found = None
+    if found is not None and allowed:
         return True
-    os.remove(pointer)
+    if osp.isfile(osp.join(work_dir, POINTER)):
+        os.remove(osp.join(work_dir, POINTER))
     return False
 
 
