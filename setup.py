@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=['amd_mmaction', 'amd_mmaction.*']),
     python_requires='>=3.9',
     install_requires=[
-        'torch>=2.1,<2.15',
+        'torch>=2.5,<2.15',     # 2.5: torch.serialization.safe_globals (safe checkpoint loading)
         'mmengine==0.10.7',
         'mmcv-lite==2.1.0',      # mmaction2 asserts mmcv < 2.2; full mmcv only for AVA FastRCNN
         'mmaction2==1.2.0',

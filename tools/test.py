@@ -22,6 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
 from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
 import amd_mmaction.results_json  # noqa: E402,F401  (DumpResultsJSON)
+from amd_mmaction.runner.cli import cpu_distributed, load_config  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dist import get_rank  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -56,13 +57,7 @@ def parse_args(argv=None):
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     # loaded by load_strictly (mmengine's load_or_resume is never strict)
     cfg.load_from, cfg.resume = None, False
     if args.dump:
@@ -71,12 +66,7 @@ def build_config(args) -> Config:
         if not isinstance(evaluators, (list, tuple)):
             evaluators = [evaluators]
         cfg.test_evaluator = list(evaluators) + [dump]
-    import torch
-    if not torch.cuda.is_available():
-        # NCCL needs GPUs; CPU runs (tests) use gloo, as tools/train.py does.
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-        if args.launcher != 'none' and 'model_wrapper_cfg' not in cfg:
-            cfg.model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel')
+    cpu_distributed(cfg)
     return cfg
 
 

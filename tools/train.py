@@ -15,6 +15,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from amd_mmaction.runner import doors  # noqa: E402
+from amd_mmaction.runner.cli import cpu_distributed, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,13 +41,7 @@ def parse_args(argv=None):
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -56,12 +51,7 @@ def build_config(args) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    import torch
-    if not torch.cuda.is_available():
-        # NCCL needs GPUs; CPU runs (tests, the demo) use gloo.
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-        if args.launcher != 'none' and 'model_wrapper_cfg' not in cfg:
-            cfg.model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel')
+    cpu_distributed(cfg)
     return cfg
 
 
