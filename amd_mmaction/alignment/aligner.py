@@ -65,19 +65,17 @@ class FeatureAligner(nn.Module):
             if given and not used:
                 raise ValueError(f'alignment {given[0]} is set but manner={manner!r} computes '
                                  f'no {kind} loss: drop it or pick a manner with both losses')
+        def pairs(kind, suffix, stu, tea):
+            # a loss's own layer lists, else the shared student_taps / teacher_taps
+            return _pairs(kind, student_taps if stu is None else stu,
+                          teacher_taps if tea is None else tea,
+                          'student_taps' if stu is None else f'student_{suffix}_taps',
+                          'teacher_taps' if tea is None else f'teacher_{suffix}_taps')
         self.direct_pairs = self.gen_pairs = ()
         if self.use_direct:
-            self.direct_pairs = _pairs(
-                'direct', student_taps if student_direct_taps is None else student_direct_taps,
-                teacher_taps if teacher_direct_taps is None else teacher_direct_taps,
-                'student_taps' if student_direct_taps is None else 'student_direct_taps',
-                'teacher_taps' if teacher_direct_taps is None else 'teacher_direct_taps')
+            self.direct_pairs = pairs('direct', 'direct', student_direct_taps, teacher_direct_taps)
         if self.use_generation:
-            self.gen_pairs = _pairs(
-                'generation', student_taps if student_gen_taps is None else student_gen_taps,
-                teacher_taps if teacher_gen_taps is None else teacher_gen_taps,
-                'student_taps' if student_gen_taps is None else 'student_gen_taps',
-                'teacher_taps' if teacher_gen_taps is None else 'teacher_gen_taps')
+            self.gen_pairs = pairs('generation', 'gen', student_gen_taps, teacher_gen_taps)
         if manner == 'serial' and len(self.gen_pairs) > len(self.direct_pairs):
             raise ValueError(
                 f'serial alignment: generation layer i uses the i-th direct projection '
