@@ -3,6 +3,7 @@
 resumes from the last complete checkpoint at the right iteration and
 learning rate; a truncated checkpoint gives a clear error.
 """
+import errno
 import glob
 import json
 import os
@@ -325,3 +326,57 @@ def test_resume_mid_epoch_skips_trained_batches(motion_data, tmp_path):
     assert all(lrs[i] == pytest.approx(ref[i], rel=1e-9) for i in lrs)
     log = open(osp.join(resumed.log_dir, f'{resumed.timestamp}.log')).read()
     assert 'resumed in the middle of epoch 2: skipping its first 1 batches' in log
+
+
+def test_save_best_writes_the_new_best_before_deleting_the_old(tiny_cfg, monkeypatch):
+    """mmengine deletes the previous best checkpoint before writing the new
+    one. SafeCheckpointHook writes first: when the old one is deleted the new
+    one is complete on disk, and a failed write (ENOSPC) keeps the old one,
+    its score and a clear error."""
+    from amd_mmaction.runner import CheckpointSaveError, SafeCheckpointHook
+    runner = Runner.from_cfg(tiny_cfg('videomae_student_tiny_motion.py', **dict(
+        SMALL, **{'default_hooks.checkpoint.save_best': 'acc/top1',
+                  'default_hooks.checkpoint.rule': 'greater'})))
+    (hook,) = [h for h in runner.hooks if isinstance(h, SafeCheckpointHook)]
+    hook.before_train(runner)
+    work = runner.work_dir
+    best = osp.join(work, 'best_acc_top1_epoch_{}.pth').format
+    removed = []
+    real_remove = os.remove
+
+    def remove(path, *a, **kw):
+        on_disk = sorted(map(osp.basename, glob.glob(osp.join(work, 'best_*.pth'))))
+        removed.append((osp.basename(path), on_disk))
+        return real_remove(path, *a, **kw)
+    monkeypatch.setattr(os, 'remove', remove)
+
+    runner.train_loop._epoch = 1
+    hook._save_best_checkpoint(runner, {'acc/top1': 40.0})
+    assert _loads(best(1)) == 1 and not removed
+    runner.train_loop._epoch = 2
+    hook._save_best_checkpoint(runner, {'acc/top1': 30.0})  # not better: nothing changes
+    assert not osp.exists(best(2)) and runner.message_hub.get_info('best_score') == 40.0
+    runner.train_loop._epoch = 3
+    hook._save_best_checkpoint(runner, {'acc/top1': 50.0})
+    # when epoch 1's best was deleted, epoch 3's was already there
+    assert removed == [('best_acc_top1_epoch_1.pth',
+                        ['best_acc_top1_epoch_1.pth', 'best_acc_top1_epoch_3.pth'])]
+    assert sorted(glob.glob(osp.join(work, 'best_*.pth'))) == [best(3)]
+    saved = torch.load(best(3), weights_only=False)['message_hub']['runtime_info']
+    assert saved['best_score'] == 50.0 and saved['best_ckpt'] == best(3)
+
+    real_fsync = os.fsync
+
+    def full(fd):
+        if '.best_acc_top1_epoch_4.pth.' in os.readlink(f'/proc/self/fd/{fd}'):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+    monkeypatch.setattr(os, 'fsync', full)
+    runner.train_loop._epoch = 4
+    with pytest.raises(CheckpointSaveError, match=(
+            f'could not write best checkpoint {best(4)}: No space left on device; nothing of it '
+            f'was kept, the previous best is still {best(3)}')):
+        hook._save_best_checkpoint(runner, {'acc/top1': 60.0})
+    assert sorted(glob.glob(osp.join(work, 'best_*.pth'))) == [best(3)]
+    assert not glob.glob(osp.join(work, '.*.tmp'))
+    assert runner.message_hub.get_info('best_score') == 50.0 and hook.best_ckpt_path == best(3)

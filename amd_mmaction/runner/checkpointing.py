@@ -14,6 +14,8 @@ them is resumable:
 2. replace ``last_checkpoint`` (atomically, a name relative to the work
    dir): killed here, it still names the previous, existing checkpoint;
 3. delete the checkpoints beyond ``max_keep_ckpts``.
+
+``save_best`` gets the same order: the new best, then the old one deleted.
 """
 import errno
 import glob
@@ -156,3 +158,57 @@ class SafeCheckpointHook(CheckpointHook):
                 self.file_backend.remove(old_path)
             elif self.file_backend.isdir(old_path):  # deepspeed saves folders
                 self.file_backend.rmtree(old_path)
+
+    def _save_best_checkpoint(self, runner, metrics):
+        """mmengine's ``save_best`` deletes the previous best checkpoint and
+        then writes the new one: killed or out of space in between, the run
+        has no best checkpoint. Here the new best is written first (atomic,
+        as above) and the previous one deleted only after that."""
+        if not self.save_best:
+            return
+        step = runner.epoch if self.by_epoch else runner.iter
+        unit = 'epoch' if self.by_epoch else 'iter'
+        meta = dict(epoch=runner.epoch, iter=runner.iter)
+        if 'auto' in self.key_indicators:
+            self._init_rule(self.rules, [next(iter(metrics))])
+        single = len(self.key_indicators) == 1
+        updated = False
+        for key, rule in zip(self.key_indicators, self.rules):
+            score = metrics[key]
+            score_key = 'best_score' if single else f'best_score_{key}'
+            best = runner.message_hub.get_info(score_key, self.init_value_map[rule])
+            if score is None or not self.is_better_than[key](score, best):
+                continue
+            updated = True
+            previous = self.best_ckpt_path if single else self.best_ckpt_path_dict[key]
+            name = f'best_{key}_{self.filename_tmpl.format(step)}'.replace('/', '_')
+            path = self.file_backend.join_path(self.out_dir, name)
+            # the new checkpoint carries its own score and name (resume reads them)
+            runner.message_hub.update_info(score_key, score)
+            runner.message_hub.update_info('best_ckpt' if single else f'best_ckpt_{key}', path)
+            try:
+                runner.save_checkpoint(self.out_dir, filename=name,
+                                       file_client_args=self.file_client_args,
+                                       save_optimizer=False, save_param_scheduler=False,
+                                       meta=meta, by_epoch=False, backend_args=self.backend_args)
+            except OSError as err:
+                runner.message_hub.update_info(score_key, best)
+                raise CheckpointSaveError(
+                    err.errno, f'could not write best checkpoint {path}: {err.strerror or err}; '
+                    f'nothing of it was kept, the previous best is still '
+                    f'{previous or "none (this was the first)"}') from err
+            if single:
+                self.best_ckpt_path = path
+            else:
+                self.best_ckpt_path_dict[key] = path
+            runner.logger.info(f'The best checkpoint with {score:0.4f} {key} at {step} {unit} '
+                               f'is saved to {name}.')
+            if previous and previous != path and is_main_process():
+                if self.file_backend.isfile(previous):
+                    self.file_backend.remove(previous)
+                elif self.file_backend.isdir(previous):
+                    self.file_backend.rmtree(previous)
+                runner.logger.info(f'The previous best checkpoint {previous} is removed')
+        # as mmengine: save the regular checkpoint again, so that it records the new best
+        if updated and self.last_ckpt is not None:
+            self._save_checkpoint_with_step(runner, step, meta)
