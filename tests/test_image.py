@@ -244,10 +244,25 @@ def test_image_dataset_list_and_folders(shapes, tmp_path):
     assert folders.metainfo['classes'] == ('diamond', 'disc', 'square', 'triangle')
     item = listed[0]
     assert item['imgs'][0].shape == (64, 64, 3) and item['imgs'][0].dtype == np.uint8
+    assert listed.get_data_info(0)['list_line'] == 1
+    listed_file = open(shapes['val']).read().splitlines()[0].rsplit(' ', 1)[0]
+    (tmp_path / 'empty.png').write_bytes(b'')
     bad = tmp_path / 'bad.txt'
-    bad.write_text('train/a.png 1\ntrain/b.png cat\n')
-    with pytest.raises(ValueError, match=r'bad\.txt:2: expected "<path> <int label>"'):
-        DATASETS.build(dict(type='ImageListDataset', ann_file=str(bad), pipeline=pipeline))
+    bad.write_text(f'{listed_file} 1\ntrain/b.png cat\nnot/there.png 2\n\n'
+                   f'{tmp_path}/empty.png 0\n')
+    with pytest.raises(ValueError) as err:  # every bad line, before any training
+        DATASETS.build(dict(type='ImageListDataset', ann_file=str(bad),
+                            data_prefix=dict(img=shapes['root']), pipeline=pipeline))
+    root = shapes['root']
+    assert str(err.value).splitlines() == [
+        f'3 bad lines in {str(bad)!r}:',
+        f'{bad}:2: expected "<path> <int label>", got \'train/b.png cat\'',
+        f"{bad}:3: image {osp.join(root, 'not/there.png')!r} does not exist",
+        f"{bad}:5: image {str(tmp_path / 'empty.png')!r} is a 0-byte file"]
+    bad.write_text(f'{listed_file} 1\nnot/there.png 2\n')  # check_files=False: no stat
+    unchecked = DATASETS.build(dict(type='ImageListDataset', ann_file=str(bad), check_files=False,
+                                    data_prefix=dict(img=root), pipeline=pipeline))
+    assert len(unchecked) == 2
     with pytest.raises(FileNotFoundError, match='nowhere'):
         DATASETS.build(dict(type='ImageListDataset', ann_file='',
                             data_prefix=dict(img=str(tmp_path / 'nowhere')), pipeline=pipeline))
@@ -404,6 +419,8 @@ def test_paper_image_config_one_step(shapes, name, stu_dims, tea_dims, tea_taps)
 def test_paper_transfer_configs_build(name):
     init_default_scope('mmaction')
     cfg = Config.fromfile(osp.join(CONFIGS, 'image', name))
+    # the data checks run before the first iteration (a probe's own hook list keeps them)
+    assert {'BadClipLogHook', 'DataListCheckHook'} <= {h['type'] for h in cfg.custom_hooks}
     model = MODELS.build(cfg.model)
     dims = cfg.model.backbone.embed_dims
     assert model.cls_head.fc_cls.weight.shape == (1000, dims)

@@ -78,16 +78,16 @@ def parse_line(text: str, num_classes: Optional[int] = None, multi_class: bool =
     return fields[0], _label(fields[1], num_classes)
 
 
-def file_problem(path: str) -> Optional[str]:
-    """Why ``path`` cannot be a video (missing, not a file, 0 bytes), or None."""
+def file_problem(path: str, kind: str = 'video') -> Optional[str]:
+    """Why ``path`` cannot be a ``kind`` (missing, not a file, 0 bytes), or None."""
     try:
         st = os.stat(path)
     except OSError:
-        return f'video {path!r} does not exist'
+        return f'{kind} {path!r} does not exist'
     if not osp.isfile(path):
-        return f'video {path!r} is not a file'
+        return f'{kind} {path!r} is not a file'
     if st.st_size == 0:
-        return f'video {path!r} is a 0-byte file'
+        return f'{kind} {path!r} is a 0-byte file'
     return None
 
 

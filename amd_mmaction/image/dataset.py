@@ -13,6 +13,7 @@ from mmengine.fileio import exists, list_from_file
 
 from mmaction.datasets import BaseActionDataset
 from mmaction.registry import DATASETS
+from ..data.lists import MAX_REPORTED, file_problem, format_errors
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
@@ -32,17 +33,21 @@ class ImageListDataset(BaseActionDataset):
         pipeline: transforms, usually starting with ``ImageDecode``.
         data_prefix: ``dict(img=<image root>)``.
         delimiter: separator of the list file's columns.
+        check_files: list mode: a listed image that is missing or 0 bytes
+            is a bad line, reported with the others before any training
+            (one ``stat`` per image; False skips it).
     """
 
     def __init__(self, ann_file: str, pipeline, data_prefix: dict = dict(img=''),
-                 delimiter: str = ' ', **kwargs):
+                 delimiter: str = ' ', check_files: bool = True, **kwargs):
         self.delimiter = delimiter
+        self.check_files = check_files
         super().__init__(ann_file, pipeline=pipeline, data_prefix=data_prefix,
                          modality='RGB', **kwargs)
 
-    def _sample(self, path: str, label: int) -> dict:
+    def _sample(self, path: str, label: int, **extra) -> dict:
         return dict(filename=path, label=label, clip_len=1, num_clips=1,
-                    total_frames=1, frame_inds=[0])
+                    total_frames=1, frame_inds=[0], **extra)
 
     def load_data_list(self) -> List[dict]:
         root = self.data_prefix.get('img') or ''
@@ -53,15 +58,25 @@ class ImageListDataset(BaseActionDataset):
     def _from_list(self, root: str) -> List[dict]:
         if not exists(self.ann_file):
             raise FileNotFoundError(f'image list {self.ann_file!r} does not exist')
-        data = []
+        data, errors, total = [], [], 0
         for n, line in enumerate(list_from_file(self.ann_file), start=1):
             if not line.strip():
                 continue
             parts = line.strip().rsplit(self.delimiter, 1)
+            problem = None
             if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                raise ValueError(f'{self.ann_file}:{n}: expected "<path> <int label>", '
-                                 f'got {line.strip()!r}')
-            data.append(self._sample(osp.join(root, parts[0]), int(parts[1])))
+                problem = f'expected "<path> <int label>", got {line.strip()!r}'
+            elif self.check_files:
+                problem = file_problem(osp.join(root, parts[0]), 'image')
+            if problem:
+                total += 1
+                if len(errors) < MAX_REPORTED:
+                    errors.append(f'{self.ann_file}:{n}: {problem}')
+                continue
+            # list_line: DataListCheckHook names file:line for a label the head cannot take
+            data.append(self._sample(osp.join(root, parts[0]), int(parts[1]), list_line=n))
+        if errors:
+            raise ValueError(format_errors(self.ann_file, errors, total))
         if not data:
             raise ValueError(f'image list {self.ann_file!r} is empty')
         return data
@@ -84,3 +99,4 @@ class ImageListDataset(BaseActionDataset):
             raise ValueError(f'image folder {root!r} holds no {IMG_EXTENSIONS} files')
         self._metainfo['classes'] = tuple(classes)
         return data
+

@@ -20,7 +20,9 @@ train_pipeline = [
     dict(type='PackActionInputs'),
 ]
 train_dataloader = dict(batch_size=512, dataset=dict(pipeline=train_pipeline))
-custom_hooks = [dict(type='FreezeModulesHook', modules=('backbone',))]
+# keeps the base's data checks (a list replaces, it does not merge)
+custom_hooks = [dict(type='BadClipLogHook'), dict(type='DataListCheckHook'),
+                dict(type='FreezeModulesHook', modules=('backbone',))]
 max_epochs = 90
 warmup_epochs = 10
 optim_wrapper = dict(
