@@ -29,9 +29,10 @@ LOSS_TOL = dict(rtol=1e-5, atol=1e-7)
 GRAD_TOL = dict(rtol=1e-4, atol=1e-6)
 
 
-def tiny_model(seed=0, **student):
+def tiny_model(seed=0, alignment=None, **student):
     cfg = Config.fromfile(TINY)
     cfg.model.student.update(student)
+    cfg.model.alignment.update(alignment or {})
     torch.manual_seed(seed)
     model, _ = build_model(cfg)
     # Random everything (default init leaves biases and norms trivial).
@@ -227,10 +228,16 @@ def test_compiled_blocks_equal_eager():
         torch.testing.assert_close(pc.grad, pe.grad, **GRAD_TOL, msg=n)
 
 
-def test_flop_counter_matches_flopcountermode():
+@pytest.mark.parametrize('alignment, projection_runs', [
+    ({}, 2),  # serial, one layer list: each projection runs once for both losses
+    (dict(manner='parallel'), 4),
+    # serial with different layers: generation's projection runs on its own layer too
+    (dict(student_direct_taps=(2, 4), teacher_direct_taps=(3, 6),
+          student_gen_taps=(3,), teacher_gen_taps=(6,)), 3)])
+def test_flop_counter_matches_flopcountermode(alignment, projection_runs):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
-    model, ms = tiny_model()
+    model, ms = tiny_model(alignment=alignment)
     x, samples = synthetic_batch(model, 1, ms['student_ratio'], ms['teacher_ratio'])
     counts = token_counts(ms['grid'], ms['student_ratio'], ms['teacher_ratio'])
     ours = amd_flops(model, counts)
@@ -253,6 +260,8 @@ def test_flop_counter_matches_flopcountermode():
     assert measured['encoder'] == 3 * ours['encoder']['fwd'] - pe_input_grad
     for name in ('decoder', 'generators', 'projections'):
         assert measured[name] == ours[name]['fwd'] + ours[name]['bwd'], name
+    one = 2 * counts['V'] * st.embed_dims * model.teacher.encoder.embed_dims
+    assert measured['projections'] == 3 * projection_runs * one  # fwd + bwd (2x)
 
 
 def test_flop_counter_gives_the_issue_figures():

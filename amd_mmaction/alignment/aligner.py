@@ -1,5 +1,5 @@
 """Feature alignment between student and teacher layers (method.md §4)."""
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -111,6 +111,14 @@ class FeatureAligner(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
         self.loss = MODELS.build(loss)
 
+    def projection_uses(self) -> Tuple[List[tuple], List[tuple]]:
+        """``(projection, student layer)`` of each direct prediction and of
+        each generator's input, in loss order. A pair listed twice (serial,
+        the same layer in both lists) is computed once by :meth:`forward`."""
+        gen_mods = self.generator_projections if self.manner == 'parallel' else self.projections
+        return ([(self.projections[i], ls) for i, (ls, _) in enumerate(self.direct_pairs)],
+                [(gen_mods[i], ls) for i, (ls, _) in enumerate(self.gen_pairs)])
+
     def forward(self, student_feats: Dict[int, torch.Tensor],
                 teacher_feats: Dict[int, torch.Tensor], vis_idx: torch.Tensor,
                 diff_idx: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -118,21 +126,20 @@ class FeatureAligner(nn.Module):
         n_vis = vis_idx.shape[1]
         done = {}  # serial: a projection shared by both losses runs once
 
-        def project(mods, i, layer):
-            key = (id(mods), i, layer)
-            if key not in done:
-                done[key] = mods[i](student_feats[layer])
-            return done[key]
+        def project(mod, layer):
+            if (mod, layer) not in done:
+                done[mod, layer] = mod(student_feats[layer])
+            return done[mod, layer]
 
+        direct, gen = self.projection_uses()
         losses = {}
-        if self.direct_pairs:
-            pred = [project(self.projections, i, ls) for i, (ls, _) in enumerate(self.direct_pairs)]
+        if direct:
+            pred = [project(mod, ls) for mod, ls in direct]
             tgt = [teacher_feats[lt][:, :n_vis] for _, lt in self.direct_pairs]
             losses['loss_dir'] = self.dirfac * self.loss(pred, tgt)
-        if self.gen_pairs:
-            mods = self.generator_projections if self.manner == 'parallel' else self.projections
-            pred = [self.generators[i](project(mods, i, ls), vis_idx, diff_idx)
-                    for i, (ls, _) in enumerate(self.gen_pairs)]
+        if gen:
+            pred = [g(project(mod, ls), vis_idx, diff_idx)
+                    for g, (mod, ls) in zip(self.generators, gen)]
             tgt = [teacher_feats[lt][:, n_vis:] for _, lt in self.gen_pairs]
             losses['loss_gen'] = self.genfac * self.loss(pred, tgt)
         return losses

@@ -86,11 +86,9 @@ def amd_flops(model, counts: Dict[str, int]) -> 'OrderedDict[str, Dict[str, int]
             out['generators'] = trained(sum(
                 sum(block_flops(V + D, b.attn.proj.in_features, _mlp_ratio(b))
                     for b in g.blocks) for g in aligner.generators))
-        projections = list(aligner.projections)
-        if aligner.manner == 'parallel':
-            projections += list(aligner.generator_projections)
-        out['projections'] = trained(sum(
-            2 * V * p.in_features * p.out_features for p in projections))
+        direct, gen = aligner.projection_uses()
+        out['projections'] = trained(sum(  # each (projection, layer) runs once
+            2 * V * p.in_features * p.out_features for p, _ in dict.fromkeys(direct + gen)))
     return out
 
 

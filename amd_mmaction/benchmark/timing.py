@@ -153,19 +153,16 @@ def component_fns(model, x, samples) -> 'OrderedDict[str, Callable]':
         latent, feats = model.student(x, vis_idx, taps=taps)
     fns['decoder'] = _fwd_bwd(lambda z: [model.decoder(z, vis_idx, mask_idx)], [latent])
     if aligner is not None:
-        zs = [feats[t] for t in aligner.student_taps]
+        direct, gen = aligner.projection_uses()
         with torch.no_grad():
-            ps = [p(z) for p, z in zip(aligner.projections, zs)]
+            gen_in = [mod(feats[ls]) for mod, ls in gen]
         if aligner.use_generation:
             fns['generators'] = _fwd_bwd(
                 lambda *ps: [g(p, vis_idx, diff_idx) for g, p in zip(aligner.generators, ps)],
-                ps)
-        projections = list(aligner.projections)
-        if aligner.manner == 'parallel':
-            projections += list(aligner.generator_projections)
-            zs = zs + zs
+                gen_in)
+        runs = list(dict.fromkeys(direct + gen))  # each (projection, layer) once, as forward
         fns['projections'] = _fwd_bwd(
-            lambda *zs: [p(z) for p, z in zip(projections, zs)], zs)
+            lambda *zs: [mod(z) for (mod, _), z in zip(runs, zs)], [feats[ls] for _, ls in runs])
     return fns
 
 
