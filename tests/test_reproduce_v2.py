@@ -146,6 +146,58 @@ def test_v2_end_to_end_two_workers_and_resume(tmp_path):
     # another protocol into the same folder is refused
     with pytest.raises(ValueError, match='another protocol'):
         V2Run(dict(p, workers=3), out)
+    _low_label_on(out, tmp_path)
+
+
+def _low_label_on(base, tmp_path):
+    """The low-label addendum on the finished tiny run: a class-balanced
+    draw per seed, every student fine-tuned again in two workers, the v2
+    run untouched, resume, and the report with the paired claim."""
+    import glob
+    from amd_mmaction.experiments.lowlabel import LowLabelRun, load_lowlabel
+    before = {f: os.stat(f).st_mtime_ns for f in glob.glob(osp.join(base, '**'), recursive=True)}
+    ll = load_lowlabel(osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2_lowlabel.py'), dict(
+        per_class=1, finetune=dict(config='finetune_tiny_motion.py', epochs=2, batch_size=4,
+                                   val_interval=1)))
+    out = str(tmp_path / 'lowlabel')
+    logs = []
+    run = LowLabelRun(ll, base, out, log=logs.append)
+    assert run.plan() == ['seed0/subset/train', 'seed0/lowlabel/amd_serial',
+                          'seed0/lowlabel/amd_serial_random']
+    cmd = [sys.executable, '-m', 'amd_mmaction.experiments.lowlabel', out, 'WARNING']
+    run.run(workers=2, worker_cmd=cmd)
+    assert run.all_done()
+    sub = run.records['seed0/subset/train']
+    lines = open(sub['train']).read().split('\n')[:-1]
+    train = open(run.records['data']['data']['train']).read().split('\n')
+    assert sorted(int(x.rsplit(' ', 1)[1]) for x in lines) == list(range(6))  # 1 per class
+    assert set(lines) <= set(train)
+    for v in ('amd_serial', 'amd_serial_random'):
+        r = run.records[f'seed0/lowlabel/{v}']
+        assert r['parent_key'] == f'seed0/pretrain/{v}' and r['subset_id'] == sub['id']
+        assert 0 <= r['finetune_top1'] <= 100 and [e for e, _ in r['val_curve']] == [1, 2]
+        dumped = glob.glob(osp.join(out, f'seed0/lowlabel/{v}/**/*.py'), recursive=True)
+        # trained on the draw, not on the v2 train list
+        assert dumped and all(sub['train'] in open(f).read() for f in dumped)
+    after = {f: os.stat(f).st_mtime_ns for f in glob.glob(osp.join(base, '**'), recursive=True)}
+    assert after == before  # the v2 run is only read
+    res = write_report(run, metrics=[('finetune_top1', 'fine-tune, 1 label/class', 'lowlabel')],
+                       curve_kind='lowlabel', own_teacher=False)
+    assert '| amd_serial − amd_serial_random: knowledge transfer' in res['markdown']
+    assert 'fine-tune, 1 label/class' in res['markdown'] and 'This run:' in res['markdown']
+    assert res['summary']['finetune_curves']['amd_serial'][0]['val']
+    # resume: nothing runs again; a new draw (subset removed) reruns every fine-tuning
+    logs.clear()
+    LowLabelRun(ll, base, out, log=logs.append).run(workers=1)
+    assert not any(m.endswith('...') for m in logs)
+    os.remove(sub['train'])
+    logs.clear()
+    LowLabelRun(ll, base, out, log=logs.append).run(workers=1)
+    assert [m for m in logs if m.endswith('...')] == [
+        '[v2] seed0/subset/train ...', '[v2] seed0/lowlabel/amd_serial ...',
+        '[v2] seed0/lowlabel/amd_serial_random ...']
+    with pytest.raises(ValueError, match='per_class=9 but label'):
+        LowLabelRun(dict(ll, per_class=9), base, str(tmp_path / 'll9'), log=logs.append).run()
 
 
 def test_only_the_teacher_stage_continues_an_interrupted_run(tmp_path):

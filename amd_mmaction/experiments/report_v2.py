@@ -12,12 +12,12 @@ import numpy as np
 from .protocol_v2 import seeds_of, stage_key
 from .stats import format_diff, paired_stats
 
-METRICS = (('knn_top1', 'k-NN'), ('linear_top1', 'linear probe'),
-           ('finetune_top1', 'fine-tune'))
+# (record field, column name, stage kind that records it)
+METRICS = (('knn_top1', 'k-NN', 'features'), ('linear_top1', 'linear probe', 'features'),
+           ('finetune_top1', 'fine-tune', 'finetune'))
 
 
-def per_seed(run, variant: str, metric: str) -> Dict[int, float]:
-    kind = 'finetune' if metric.startswith('finetune') else 'features'
+def per_seed(run, variant: str, metric: str, kind: str) -> Dict[int, float]:
     out = {}
     for seed in seeds_of(run.p, variant):
         r = run.valid(stage_key(dict(kind=kind, variant=variant, seed=seed)))
@@ -33,14 +33,21 @@ def _interval(values: List[float]):
     return paired_t_interval(values)
 
 
-def summarize(run) -> dict:
+def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool = True) -> dict:
+    """``metrics``: (field, column, stage kind) triples, default METRICS
+    (fine-tuning only where the protocol has it); ``curve_kind``: the stage
+    whose validation curves are plotted; ``own_teacher``: False for a run
+    built on another run's students (its wall time is its own, not the
+    teacher's)."""
     p = run.p
-    metrics = [m for m in METRICS if m[0] != 'finetune_top1' or p['evaluation'].get('finetune')]
+    metrics = metrics or [m for m in METRICS
+                          if m[0] != 'finetune_top1' or p['evaluation'].get('finetune')]
+    kinds = {m: k for m, _, k in metrics}
     variants = {}
     for v in p['variants']:
         row = dict(label=p['variants'][v]['label'], seeds=seeds_of(p, v))
-        for m, _ in metrics:
-            vals = per_seed(run, v, m)
+        for m, _, _ in metrics:
+            vals = per_seed(run, v, m, kinds[m])
             xs = list(vals.values())
             row[m] = dict(per_seed=vals, n=len(xs), mean=float(np.mean(xs)) if xs else None,
                           sd=float(np.std(xs, ddof=1)) if len(xs) > 1 else None,
@@ -51,8 +58,8 @@ def summarize(run) -> dict:
         if better not in p['variants'] or worse not in p['variants']:
             continue
         c = dict(better=better, worse=worse, meaning=meaning, metrics={})
-        for m, _ in metrics:
-            a, b = per_seed(run, better, m), per_seed(run, worse, m)
+        for m, _, _ in metrics:
+            a, b = per_seed(run, better, m, kinds[m]), per_seed(run, worse, m, kinds[m])
             common = sorted(set(a) & set(b))
             if common:
                 c['metrics'][m] = paired_stats({s: a[s] for s in common},
@@ -67,10 +74,11 @@ def summarize(run) -> dict:
     curves = {}
     for v in p['variants']:
         for seed in seeds_of(p, v):
-            r = run.valid(stage_key(dict(kind='finetune', variant=v, seed=seed)))
+            r = run.valid(stage_key(dict(kind=curve_kind, variant=v, seed=seed)))
             if r is not None:
                 curves.setdefault(v, {})[seed] = dict(val=r['val_curve'], loss=r['loss_curve'])
-    return dict(variants=variants, claims=claims, gate=gate, metrics=[m for m, _ in metrics],
+    return dict(variants=variants, claims=claims, gate=gate, metrics=[m for m, _, _ in metrics],
+                names={m: name for m, name, _ in metrics}, own_teacher=own_teacher,
                 teacher=dict(seconds=teacher.get('seconds'), curve=teacher.get('curve'),
                              losses=teacher.get('losses')),
                 wall_seconds=sum(s['seconds'] for s in sessions), sessions=sessions,
@@ -87,7 +95,7 @@ def _mean_sd(s):
 
 
 def markdown(summary: dict) -> str:
-    names = dict(METRICS)
+    names = summary['names']
     lines = []
     g = summary['gate']
     if g:
@@ -125,7 +133,11 @@ def markdown(summary: dict) -> str:
         f"{c['better']} − {c['worse']} {names[m]} {format_diff(s, interval='bootstrap')}"
         for c in summary['claims'] for m, s in c['metrics'].items() if s['bootstrap']) or '–', '']
     t = summary['teacher']
-    if t.get('seconds'):
+    if not summary['own_teacher']:
+        lines.append(f"This run: {summary['wall_seconds'] / 60:.1f} min of wall time "
+                     f"({len(summary['sessions'])} session(s)"
+                     f"{'' if summary['complete'] else ', INCOMPLETE'}).")
+    elif t.get('seconds'):
         lines.append(f"Teacher: {t['seconds'] / 60:.1f} min. Whole run: "
                      f"{summary['wall_seconds'] / 60:.1f} min of wall time "
                      f"({len(summary['sessions'])} session(s)"
@@ -149,7 +161,7 @@ def plot(summary: dict, path: str):
     import matplotlib.pyplot as plt
     ms = summary['metrics']
     fig, axes = plt.subplots(1, len(ms) + 1, figsize=(5 * (len(ms) + 1), 4.5))
-    names = dict(METRICS)
+    names = summary['names']
     labels = list(summary['variants'])
     chance = summary['gate']['teacher']['chance'] if summary['gate'] else None
     for ax, m in zip(axes, ms):
@@ -188,8 +200,8 @@ def plot(summary: dict, path: str):
     return path
 
 
-def write_report(run) -> dict:
-    s = summarize(run)
+def write_report(run, **summarize_kw) -> dict:
+    s = summarize(run, **summarize_kw)
     md = markdown(s)
     out = run.out
     with open(osp.join(out, 'results.md'), 'w') as f:

@@ -140,18 +140,23 @@ def train_runner(cfg, resume: bool = False) -> dict:
 
 
 class V2Run:
-    """Protocol ``p`` run into ``out_dir``."""
+    """Protocol ``p`` run into ``out_dir`` (``read_only``: only its records
+    are read, e.g. by a run built on this one)."""
+
+    CHILD_KINDS = ('features', 'finetune')  # stages given their parent's record
 
     def __init__(self, p: dict, out_dir: str, resume: bool = True,
                  log: Callable[[str], None] = print, log_level: str = 'WARNING',
-                 worker: Optional[int] = None):
+                 worker: Optional[int] = None, read_only: bool = False):
         self.p, self.out, self.log, self.log_level = p, out_dir, log, log_level
         self.worker = worker
-        os.makedirs(out_dir, exist_ok=True)
-        name = 'records.jsonl' if worker is None else f'records.w{worker}.jsonl'
-        self.records_file = osp.join(out_dir, name)
-        if worker is None:
-            self._check_same_protocol(resume)
+        self.records_file = None
+        if not read_only:
+            os.makedirs(out_dir, exist_ok=True)
+            name = 'records.jsonl' if worker is None else f'records.w{worker}.jsonl'
+            self.records_file = osp.join(out_dir, name)
+            if worker is None:
+                self._check_same_protocol(resume)
         self.records = self._load_records()
 
     # -- bookkeeping ---------------------------------------------------
@@ -201,6 +206,8 @@ class V2Run:
         return r
 
     def _save(self, rec: dict):
+        if self.records_file is None:
+            raise RuntimeError(f'{self.out} was opened read-only')
         self.records[rec['key']] = rec
         with open(self.records_file, 'a') as f:
             f.write(json.dumps(rec) + '\n')
@@ -366,7 +373,7 @@ class V2Run:
         try:
             parent = self.records.get(parent_key) if parent_key else None
             fn = getattr(self, f"run_{stage['kind']}")
-            body = fn(stage, parent) if stage['kind'] in ('features', 'finetune') else fn(stage)
+            body = fn(stage, parent) if stage['kind'] in self.CHILD_KINDS else fn(stage)
         finally:
             torch.set_num_threads(previous)
         rec = dict(stage, key=key, id=uuid.uuid4().hex, started=start, finished=time.time(),
