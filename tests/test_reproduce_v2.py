@@ -160,6 +160,12 @@ def _low_label_on(base, tmp_path):
         per_class=1, finetune=dict(config='finetune_tiny_motion.py', epochs=2, batch_size=4,
                                    val_interval=1)))
     out = str(tmp_path / 'lowlabel')
+    sys.path.insert(0, ROOT)
+    from tools.reproduce_v2_lowlabel import main
+    assert main(['--from', base, '--out', out, '--plan', '--set', 'per_class=1']) is None
+    assert not osp.exists(out)  # --plan writes nothing
+    with pytest.raises(SystemExit, match='not a protocol v2 run folder'):
+        main(['--from', str(tmp_path), '--plan'])
     logs = []
     run = LowLabelRun(ll, base, out, log=logs.append)
     assert run.plan() == ['seed0/subset/train', 'seed0/lowlabel/amd_serial',
@@ -212,3 +218,34 @@ def test_only_the_teacher_stage_continues_an_interrupted_run(tmp_path):
     pointer.write_text('epoch_10.pth')  # names a deleted checkpoint: start over
     assert not _resumable(str(work), allowed=True) and not pointer.exists()
     assert not _resumable(str(work), allowed=True)  # no pointer at all
+
+
+LOWLABEL = osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2_lowlabel.py')
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'per_clas': 3}, r"unknown key\(s\) \['per_clas'\]"),
+    ({'per_class': 0}, 'per_class must be an int >= 1, got 0'),
+    ({'finetune': {'val_interval': 0}}, 'finetune.val_interval must be an int >= 1'),
+])
+def test_lowlabel_addendum_errors_name_the_key(overrides, message):
+    from amd_mmaction.experiments.lowlabel import load_lowlabel
+    with pytest.raises(ValueError, match=message):
+        load_lowlabel(LOWLABEL, overrides)
+
+
+def test_balanced_subset_is_balanced_seeded_and_in_file_order(tmp_path):
+    from amd_mmaction.experiments.lowlabel import balanced_subset
+    src = tmp_path / 'train.txt'
+    src.write_text(''.join(f'v{i}.webm {i % 3}\n' for i in range(30)))  # 10 per label
+    a, b, c = (str(tmp_path / n) for n in ('a.txt', 'b.txt', 'c.txt'))
+    assert balanced_subset(str(src), 4, 7, a) == {0: 4, 1: 4, 2: 4}
+    balanced_subset(str(src), 4, 7, b)
+    balanced_subset(str(src), 4, 8, c)
+    lines = open(a).read().splitlines()
+    assert open(b).read() == open(a).read() != open(c).read()  # one draw per seed
+    assert [int(x.rsplit(' ', 1)[1]) for x in lines].count(2) == 4
+    order = [int(x.split()[0][1:-5]) for x in lines]
+    assert order == sorted(order) and set(lines) <= set(src.read_text().splitlines())
+    with pytest.raises(ValueError, match=r'per_class=11 but label\(s\) \[0, 1, 2\] have only'):
+        balanced_subset(str(src), 11, 0, a)

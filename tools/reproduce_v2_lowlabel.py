@@ -51,7 +51,7 @@ def main(argv=None):
         ll['workers'] = a.workers
     out = a.out or osp.normpath(a.base) + '_lowlabel'
     level = 'WARNING' if a.quiet else 'INFO'
-    run = LowLabelRun(ll, a.base, out, resume=not a.no_resume,
+    run = LowLabelRun(ll, a.base, out, resume=not a.no_resume, read_only=a.plan,
                       log=lambda m: print(m, flush=True), log_level=level)
     ft, n = ll['finetune'], run.records['data']['data']
     clips = ll['per_class'] * n['num_classes']

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..benchmark.protocol import _merge
 from .protocol_v2 import seeds_of, stage_key, units
 from .runner_v2 import V2Run
 
@@ -28,7 +29,10 @@ def load_lowlabel(path: str, overrides: Optional[dict] = None) -> dict:
     """The addendum file as a dict; ValueError naming a wrong key."""
     from mmengine.config import Config
     raw = {k: v for k, v in Config.fromfile(path).to_dict().items() if k in KEYS}
-    raw.update(overrides or {})
+    unknown = sorted(set(overrides or {}) - set(KEYS))
+    if unknown:
+        raise ValueError(f'{path}: unknown key(s) {unknown}; the addendum has {KEYS}')
+    raw = _merge(raw, copy.deepcopy(overrides or {}))
     missing = [k for k in KEYS if k not in raw]
     if missing:
         raise ValueError(f'{path}: missing key(s) {missing}; a low-label addendum needs {KEYS}')
