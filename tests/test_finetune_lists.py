@@ -264,9 +264,8 @@ def test_image_labels_checked_against_the_head(tmp_path):
                                  data_prefix=dict(img=shapes['root']), pipeline=[]))
     folders = DATASETS.build(dict(type='ImageListDataset', ann_file='',
                                   data_prefix=dict(img=shapes['train_dir']), pipeline=[]))
-    neg = listed.get_data_info(1)['filename']
-    assert label_errors(listed, 4, 'train_dataloader') == [
-        f'train_dataloader item 1 ({neg}): label -1 is outside 0..3 (train_dataloader; '
+    assert label_errors(listed, 4, 'train_dataloader') == [  # file:line, and -1 is a label here
+        f'{tmp_path / "neg.txt"}:2: label -1 is outside 0..3 (train_dataloader; '
         'model.cls_head.num_classes=4, expected a label in [0, 4))']
     errors = label_errors(folders, 3, 'val_dataloader')
     assert len(errors) == 1 and 'label 3 is outside 0..2' in errors[0], errors

@@ -28,12 +28,12 @@ def leaf_datasets(dataset) -> list:
     return [leaf for child in children for leaf in leaf_datasets(child)]
 
 
-def _bad_label(label, num_classes: int, from_list: bool) -> Optional[str]:
+def _bad_label(label, num_classes: int, no_label_mark: Optional[int]) -> Optional[str]:
     labels = label if isinstance(label, (list, tuple)) else [label]
     for v in labels:
         if not isinstance(v, numbers.Integral):
             return f'label {v!r} is not an integer'
-        if v == -1 and from_list:  # mmaction2's label of a line with only a path
+        if no_label_mark is not None and v == no_label_mark:
             return 'the line has no label'
         if not 0 <= v < num_classes:
             return f'label {v} is outside 0..{num_classes - 1}'
@@ -58,7 +58,10 @@ def label_errors(dataset, num_classes: int, where: str) -> List[str]:
         if 'label' not in info:
             continue
         line = info.get('list_line')
-        problem = _bad_label(info['label'], num_classes, bool(line))
+        # mmaction2's list parsers give a line with only a path the label -1; a data set
+        # that refuses such lines itself sets LINE_WITHOUT_LABEL = None (-1 is then literal)
+        mark = getattr(dataset, 'LINE_WITHOUT_LABEL', -1) if line else None
+        problem = _bad_label(info['label'], num_classes, mark)
         if problem is None:
             continue
         place = f'{ann}:{line}' if ann and line else \

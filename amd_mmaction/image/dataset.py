@@ -38,6 +38,9 @@ class ImageListDataset(BaseActionDataset):
             (one ``stat`` per image; False skips it).
     """
 
+    # a line without a label is refused while parsing, so a -1 was written as a label
+    LINE_WITHOUT_LABEL = None
+
     def __init__(self, ann_file: str, pipeline, data_prefix: dict = dict(img=''),
                  delimiter: str = ' ', check_files: bool = True, **kwargs):
         self.delimiter = delimiter
