@@ -52,16 +52,16 @@ def label_errors(dataset, num_classes: int, where: str) -> List[str]:
         return [] if n == num_classes else [
             f'{where}.dataset.num_classes={n} ({ann}) but model.cls_head.num_classes='
             f'{num_classes}: the multi-class targets would not match the logits']
+    # mmaction2's list parsers give a line with only a path the label -1; a data set
+    # that refuses such lines itself sets LINE_WITHOUT_LABEL = None (-1 is then literal)
+    no_label_mark = getattr(dataset, 'LINE_WITHOUT_LABEL', -1)
     errors = []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
         if 'label' not in info:
             continue
         line = info.get('list_line')
-        # mmaction2's list parsers give a line with only a path the label -1; a data set
-        # that refuses such lines itself sets LINE_WITHOUT_LABEL = None (-1 is then literal)
-        mark = getattr(dataset, 'LINE_WITHOUT_LABEL', -1) if line else None
-        problem = _bad_label(info['label'], num_classes, mark)
+        problem = _bad_label(info['label'], num_classes, no_label_mark if line else None)
         if problem is None:
             continue
         place = f'{ann}:{line}' if ann and line else \
