@@ -55,7 +55,7 @@ def _load_local_checkpoint(filename, map_location=None):
     ``load_checkpoint``) is read by ``checkpoint_io``: the weights_only
     unpickler with the globals mmengine checkpoints need, never a full
     unpickle unless the file is trusted by name."""
-    from .checkpoint_io import UntrustedCheckpointError, load_checkpoint_file
+    from amd_mmaction.weights.io import UntrustedCheckpointError, load_checkpoint_file
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
-from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
+from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402

@@ -490,7 +490,7 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmaction.registry import DATASETS, MODELS
-from amd_mmaction.runner import CPUSafeDistributedDataParallel
+from amd_mmaction.engine import CPUSafeDistributedDataParallel
 ann, videos, out = sys.argv[1:4]
 dist.init_process_group('gloo')
 rank = dist.get_rank()

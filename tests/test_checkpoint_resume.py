@@ -333,7 +333,7 @@ def test_save_best_writes_the_new_best_before_deleting_the_old(tiny_cfg, monkeyp
     one. SafeCheckpointHook writes first: when the old one is deleted the new
     one is complete on disk, and a failed write (ENOSPC) keeps the old one,
     its score and a clear error."""
-    from amd_mmaction.runner import CheckpointSaveError, SafeCheckpointHook
+    from amd_mmaction.engine import CheckpointSaveError, SafeCheckpointHook
     runner = Runner.from_cfg(tiny_cfg('videomae_student_tiny_motion.py', **dict(
         SMALL, **{'default_hooks.checkpoint.save_best': 'acc/top1',
                   'default_hooks.checkpoint.rule': 'greater'})))

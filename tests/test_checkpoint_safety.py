@@ -19,7 +19,7 @@ from mmaction.registry import MODELS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import load_checkpoint
 
-from amd_mmaction.checkpoint_io import (TRUST_ENV, UntrustedCheckpointError,
+from amd_mmaction.weights.io import (TRUST_ENV, UntrustedCheckpointError,
                                         load_checkpoint_file)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -127,7 +127,7 @@ def test_mmaction2_checkpoint_loads_safely(motion_data, tmp_path):
     path = str(tmp_path / 'ft' / 'epoch_1.pth')
     ckpt = load_checkpoint_file(path)
     assert any(k.startswith('backbone.') for k in ckpt['state_dict'])
-    from amd_mmaction.transfer.export import load_encoder
+    from amd_mmaction.weights.mmaction import load_encoder
     assert 'blocks.0.attn.qkv.weight' in load_encoder(path)
 
 
@@ -173,13 +173,13 @@ def test_python_doors_refuse_a_payload(door, runner_ckpt, tiny_cfg, tmp_path):
     evil = with_payload(runner_ckpt, tmp_path / 'evil.pth', marker)
     with pytest.raises(UntrustedCheckpointError) as err:
         if door == 'load_encoder':
-            from amd_mmaction.transfer.export import load_encoder
+            from amd_mmaction.weights.mmaction import load_encoder
             load_encoder(evil)
         elif door == 'load_pretrainer':
             from amd_mmaction.visualization import load_pretrainer
             load_pretrainer(tiny_cfg('videomae_student_tiny_motion.py', **SMALL), evil)
         else:
-            from amd_mmaction.transfer.export import AMDPretrainedInit
+            from amd_mmaction.weights.mmaction import AMDPretrainedInit
             AMDPretrainedInit(checkpoint=evil)(MODELS.build(dict(
                 type='VisionTransformer', img_size=64, patch_size=8, num_frames=8,
                 embed_dims=64, depth=1, num_heads=2)))

@@ -1,4 +1,4 @@
-"""Evaluation pieces of the reproduction protocol v2 (amd_mmaction/experiments):
+"""Evaluation pieces of the reproduction protocol v2 (amd_mmaction/reproduce):
 paired statistics, k-NN, linear probe, the teacher gate, frozen features
 from real checkpoints on real VP9 clips."""
 import math
@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from conftest import CONFIGS, tiny_config
-from amd_mmaction.experiments import stats
-from amd_mmaction.experiments.gate import (gate_masks, mask_ratio_of, reconstruction_losses,
+from amd_mmaction.reproduce import stats
+from amd_mmaction.reproduce.gate import (gate_masks, mask_ratio_of, reconstruction_losses,
                                            run_teacher_gate, teacher_gate)
-from amd_mmaction.experiments.features import build_pretrainer, extract_features, iter_clips
-from amd_mmaction.experiments.knn import knn_predict, knn_top1
-from amd_mmaction.experiments.linear import linear_probe
+from amd_mmaction.reproduce.features import build_pretrainer, extract_features, iter_clips
+from amd_mmaction.reproduce.knn import knn_predict, knn_top1
+from amd_mmaction.reproduce.linear import linear_probe
 
 TEACHER = osp.join(CONFIGS, 'tiny', 'videomae_teacher_tiny_motion.py')
 STUDENT = osp.join(CONFIGS, 'tiny', 'amd_tiny_motion.py')

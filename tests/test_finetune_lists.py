@@ -18,7 +18,8 @@ import torch
 from mmengine.config import Config
 
 from mmaction.registry import DATASETS
-from amd_mmaction.data import BadClipError, DataListCheckHook, check_video_list
+from amd_mmaction.data import BadClipError, check_video_list
+from amd_mmaction.engine import DataListCheckHook
 from amd_mmaction.data.synthetic import make_motion_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -254,8 +255,8 @@ def test_runner_refuses_bad_list_when_built(motion_data, tiny_cfg, tmp_path):
 def test_image_labels_checked_against_the_head(tmp_path):
     """Image data sets (list or class folders) get the same label check:
     a -1 in a list, and a fourth class folder for a 3-class head."""
-    from amd_mmaction.data.checks import label_errors
-    from amd_mmaction.image.synthetic import make_shape_dataset
+    from amd_mmaction.engine.hooks.data_check import label_errors
+    from amd_mmaction.transfer.image.synthetic import make_shape_dataset
     shapes = make_shape_dataset(str(tmp_path), num_train=4, num_val=0, size=16)
     lines = open(shapes['train']).read().splitlines()
     lines[1] = lines[1].rsplit(' ', 1)[0] + ' -1'

@@ -21,8 +21,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import save_checkpoint
 from safetensors.torch import load_file, save_file
 
-from amd_mmaction.teacher.checkpoint import read_checkpoint
-from amd_mmaction.transfer.hf_export import export_hf
+from amd_mmaction.weights.formats import read_checkpoint
+from amd_mmaction.weights.hf_export import export_hf
 from conftest import CONFIGS, ROOT
 from mmaction.registry import MODELS
 

@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from mmaction.registry import DATASETS, MODELS, TRANSFORMS
-from amd_mmaction.image import export_image_student, make_shape_dataset, vit_backbone_cfg
+from amd_mmaction.transfer.image import export_image_student, make_shape_dataset, vit_backbone_cfg
 from amd_mmaction.losses import tubelet_target
 from amd_mmaction.masks import AsymmetricTubeMask
 from amd_mmaction.pretrain import mask_indices

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from mmengine.registry import FUNCTIONS
 
 from amd_mmaction.data.dali.decode import dali_collate
-from amd_mmaction.runner.prefetch import PrefetchLoader
+from amd_mmaction.engine.prefetch import PrefetchLoader
 
 COLLATE_THREADS = []
 

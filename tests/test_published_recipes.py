@@ -194,7 +194,7 @@ def test_image_finetune_pipeline_runs_randaugment_on_a_png(tmp_path):
     PNG written and decoded through the config's own pipeline."""
     from mmcv.transforms import Compose
     from mmaction.registry import TRANSFORMS
-    from amd_mmaction.image.synthetic import make_shape_dataset
+    from amd_mmaction.transfer.image.synthetic import make_shape_dataset
     init_default_scope('mmaction')
     data = make_shape_dataset(str(tmp_path), num_train=1, num_val=1, size=64, seed=0)
     cfg = Config.fromfile(osp.join(CONFIGS, 'image', 'finetune_vit-s_224_in1k.py'))

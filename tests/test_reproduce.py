@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from conftest import CONFIGS
-from amd_mmaction.benchmark.protocol import load_protocol, plan_stages, stage_key
-from amd_mmaction.benchmark.reproduce import (MASK_KEY, ProtocolRun, pretrain_config,
+from amd_mmaction.reproduce.v1_protocol import load_protocol, plan_stages, stage_key
+from amd_mmaction.reproduce.v1_run import (MASK_KEY, ProtocolRun, pretrain_config,
                                               schedule_for, variant_options)
-from amd_mmaction.benchmark.reproduce_report import (markdown, stats, summarize,
+from amd_mmaction.reproduce.v1_report import (markdown, stats, summarize,
                                                      write_report)
 
 PROTOCOL = osp.join(CONFIGS, 'reproduce', 'motion_protocol.py')
@@ -95,7 +95,7 @@ def test_every_variant_sets_its_mask_and_manner(tmp_path):
     """The cfg-options of each paper variant land on the model and the mask
     transform (built with mmaction's registry)."""
     from mmaction.registry import TRANSFORMS
-    from amd_mmaction.benchmark.reproduce import DISTILLED_CONFIG, STUDENT_CONFIGS
+    from amd_mmaction.reproduce.v1_run import DISTILLED_CONFIG, STUDENT_CONFIGS
     p = load_protocol(PROTOCOL)
     data = dict(train='train.txt', root='videos')
     seen = {}

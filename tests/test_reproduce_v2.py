@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from conftest import CONFIGS, ROOT
-from amd_mmaction.experiments.protocol_v2 import (estimate_seconds, load_protocol, plan_stages,
+from amd_mmaction.reproduce.protocol import (estimate_seconds, load_protocol, plan_stages,
                                                   stage_key, units)
-from amd_mmaction.experiments.report_v2 import write_report
-from amd_mmaction.experiments.runner_v2 import GateFailed, V2Run
+from amd_mmaction.reproduce.report import write_report
+from amd_mmaction.reproduce.runner import GateFailed, V2Run
 
 PROTOCOL = osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2.py')
 HEADLINE = ['videomae', 'amd_serial', 'amd_serial_random']
@@ -112,7 +112,7 @@ def test_v2_end_to_end_two_workers_and_resume(tmp_path):
     with pytest.raises(GateFailed, match='gate'):  # one epoch on 8 clips: no teacher
         run.run()
     assert not any(k.startswith('seed') for k in run.records)
-    cmd = [sys.executable, '-m', 'amd_mmaction.experiments.runner_v2', out, 'WARNING']
+    cmd = [sys.executable, '-m', 'amd_mmaction.reproduce.runner', out, 'WARNING']
     run.run(force=True, workers=2, worker_cmd=cmd)
     assert osp.isfile(osp.join(out, 'records.w0.jsonl')) and osp.isfile(
         osp.join(out, 'records.w1.jsonl'))
@@ -154,7 +154,7 @@ def _low_label_on(base, tmp_path):
     draw per seed, every student fine-tuned again in two workers, the v2
     run untouched, resume, and the report with the paired claim."""
     import glob
-    from amd_mmaction.experiments.lowlabel import LowLabelRun, load_lowlabel
+    from amd_mmaction.reproduce.lowlabel import LowLabelRun, load_lowlabel
     before = {f: os.stat(f).st_mtime_ns for f in glob.glob(osp.join(base, '**'), recursive=True)}
     ll = load_lowlabel(osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2_lowlabel.py'), dict(
         per_class=1, finetune=dict(config='finetune_tiny_motion.py', epochs=2, batch_size=4,
@@ -170,7 +170,7 @@ def _low_label_on(base, tmp_path):
     run = LowLabelRun(ll, base, out, log=logs.append)
     assert run.plan() == ['seed0/subset/train', 'seed0/lowlabel/amd_serial',
                           'seed0/lowlabel/amd_serial_random']
-    cmd = [sys.executable, '-m', 'amd_mmaction.experiments.lowlabel', out, 'WARNING']
+    cmd = [sys.executable, '-m', 'amd_mmaction.reproduce.lowlabel', out, 'WARNING']
     run.run(workers=2, worker_cmd=cmd)
     assert run.all_done()
     sub = run.records['seed0/subset/train']
@@ -207,7 +207,7 @@ def _low_label_on(base, tmp_path):
 
 
 def test_only_the_teacher_stage_continues_an_interrupted_run(tmp_path):
-    from amd_mmaction.experiments.runner_v2 import _resumable
+    from amd_mmaction.reproduce.runner import _resumable
     work = tmp_path / 'stage'
     work.mkdir()
     (work / 'epoch_5.pth').write_bytes(b'x')
@@ -229,13 +229,13 @@ LOWLABEL = osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2_lowlabel.py')
     ({'finetune': {'val_interval': 0}}, 'finetune.val_interval must be an int >= 1'),
 ])
 def test_lowlabel_addendum_errors_name_the_key(overrides, message):
-    from amd_mmaction.experiments.lowlabel import load_lowlabel
+    from amd_mmaction.reproduce.lowlabel import load_lowlabel
     with pytest.raises(ValueError, match=message):
         load_lowlabel(LOWLABEL, overrides)
 
 
 def test_balanced_subset_is_balanced_seeded_and_in_file_order(tmp_path):
-    from amd_mmaction.experiments.lowlabel import balanced_subset
+    from amd_mmaction.reproduce.lowlabel import balanced_subset
     src = tmp_path / 'train.txt'
     src.write_text(''.join(f'v{i}.webm {i % 3}\n' for i in range(30)))  # 10 per label
     a, b, c = (str(tmp_path / n) for n in ('a.txt', 'b.txt', 'c.txt'))

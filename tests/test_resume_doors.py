@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from amd_mmaction.student import VideoViT
-from amd_mmaction.transfer import CheckpointMismatch, export_checkpoint
+from amd_mmaction.weights import CheckpointMismatch, export_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL = {'model.student.depth': 1, 'model.decoder.depth': 1, 'train_cfg.max_epochs': 1,
@@ -193,7 +193,7 @@ def test_last_checkpoint_resolves_in_its_work_dir(tmp_path):
     """The rules the Runner's resume=True uses too (mmengine's
     find_latest_checkpoint is replaced by this resolver)."""
     import mmengine.runner.runner as runner_mod
-    from amd_mmaction.runner.checkpointing import resolve_last_checkpoint
+    from amd_mmaction.engine.hooks.checkpoint import resolve_last_checkpoint
     here, there = tmp_path / 'here', tmp_path / 'there'
     for d in (here, there):
         d.mkdir()

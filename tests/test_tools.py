@@ -21,7 +21,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from amd_mmaction.transfer.demo_stages import TINY_FINETUNE, finetune_config
+from amd_mmaction.reproduce.stages import TINY_FINETUNE, finetune_config
 from conftest import ROOT
 
 TOOLS = osp.join(ROOT, 'tools')
@@ -62,7 +62,7 @@ def finetuned(motion_data, tmp_path_factory):
         'train_cfg.max_epochs': 1, 'train_dataloader.batch_size': 4,
         'test_evaluator': [dict(type='AccMetric'),
                            dict(type='DumpResultsJSON', out_file_path=ref)]})
-    import amd_mmaction.results_json  # noqa: F401  (registers DumpResultsJSON)
+    import amd_mmaction.evaluation.results_json  # noqa: F401  (registers DumpResultsJSON)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -11,8 +11,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from amd_mmaction.student.vit import VideoViT, sinusoid_table
-from amd_mmaction.transfer import CheckpointMismatch, export_checkpoint
-from amd_mmaction.transfer.demo_stages import export_and_finetune, finetune_config
+from amd_mmaction.weights import CheckpointMismatch, export_checkpoint
+from amd_mmaction.reproduce.stages import export_and_finetune, finetune_config
 from conftest import CONFIGS, tiny_config
 from mmaction.registry import MODELS
 
@@ -272,7 +272,7 @@ def test_export_cli(pretrain_ckpt, tmp_path, capsys):
 
 
 def test_video_randaugment_one_draw_per_clip():
-    from amd_mmaction.transfer.randaugment import VideoRandAugment
+    from amd_mmaction.data.transforms.randaugment import VideoRandAugment
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
     np.random.seed(0)

@@ -92,8 +92,8 @@ def main():
     if not a.skip_finetune:
         from mmengine.config import Config
 
-        from amd_mmaction.benchmark.reproduce import schedule_for
-        from amd_mmaction.transfer.demo_stages import TINY_FINETUNE, export_and_finetune
+        from amd_mmaction.reproduce.v1_run import schedule_for
+        from amd_mmaction.reproduce.stages import TINY_FINETUNE, export_and_finetune
         epochs = {'train_cfg.max_epochs': a.finetune_epochs,
                   'train_cfg.val_interval': a.finetune_epochs,
                   'param_scheduler': schedule_for(Config.fromfile(TINY_FINETUNE),

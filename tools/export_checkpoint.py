@@ -16,8 +16,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
-from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
-from amd_mmaction.transfer import export_checkpoint  # noqa: E402
+from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
+from amd_mmaction.weights import export_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
-from amd_mmaction.transfer.hf_export import export_hf  # noqa: E402
+from amd_mmaction.weights.hf_export import export_hf  # noqa: E402
 
 
 def parse_args(argv=None):

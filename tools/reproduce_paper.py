@@ -85,16 +85,16 @@ def main(argv=None):
     a = p.parse_args(argv)
     warnings.filterwarnings('ignore')
     import amd_mmaction  # noqa: F401  (registries, compat shims)
-    from amd_mmaction.benchmark.protocol import estimate_seconds, load_protocol, plan_stages
-    from amd_mmaction.benchmark.reproduce import ProtocolRun
-    from amd_mmaction.benchmark.reproduce_report import markdown, summarize, write_report
+    from amd_mmaction.reproduce.v1_protocol import estimate_seconds, load_protocol, plan_stages
+    from amd_mmaction.reproduce.v1_run import ProtocolRun
+    from amd_mmaction.reproduce.v1_report import markdown, summarize, write_report
 
     protocol = load_protocol(a.protocol, quick=a.quick, overrides=parse_overrides(a.set))
     est = estimate_seconds(protocol)
     estimate = ('rough estimate (1 thread, idle machine): ' + ', '.join(
         f'{k} {v / 60:.1f} min' for k, v in est.items() if v))
     if a.plan:
-        from amd_mmaction.benchmark.protocol import stage_key
+        from amd_mmaction.reproduce.v1_protocol import stage_key
         print(json.dumps(protocol, indent=1))
         print('\n'.join(stage_key(s) for s in plan_stages(protocol)))
         print(estimate)

@@ -50,10 +50,10 @@ def main(argv=None):
     a = p.parse_args(argv)
     warnings.filterwarnings('ignore')
     import amd_mmaction  # noqa: F401  (registries, compat shims)
-    from amd_mmaction.experiments.protocol_v2 import (estimate_seconds, load_protocol,
+    from amd_mmaction.reproduce.protocol import (estimate_seconds, load_protocol,
                                                       plan_stages, stage_key)
-    from amd_mmaction.experiments.report_v2 import write_report
-    from amd_mmaction.experiments.runner_v2 import GateFailed, V2Run
+    from amd_mmaction.reproduce.report import write_report
+    from amd_mmaction.reproduce.runner import GateFailed, V2Run
 
     protocol = load_protocol(a.protocol, quick=a.quick, overrides=parse_overrides(a.set))
     if a.workers:
@@ -80,7 +80,7 @@ def main(argv=None):
     status = 0
     if not a.report_only:
         print(f'[v2] {len(plan_stages(protocol))} stages; output in {out}; {estimate}', flush=True)
-        worker_cmd = [sys.executable, '-m', 'amd_mmaction.experiments.runner_v2', out, level]
+        worker_cmd = [sys.executable, '-m', 'amd_mmaction.reproduce.runner', out, level]
         try:
             run.run(force=a.force, worker_cmd=worker_cmd, stop_after_gate=a.teacher_only)
         except GateFailed as err:

@@ -39,9 +39,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     warnings.filterwarnings('ignore')
     import amd_mmaction  # noqa: F401  (registries, compat shims)
-    from amd_mmaction.experiments.lowlabel import LowLabelRun, load_lowlabel
-    from amd_mmaction.experiments.protocol_v2 import COST
-    from amd_mmaction.experiments.report_v2 import write_report
+    from amd_mmaction.reproduce.lowlabel import LowLabelRun, load_lowlabel
+    from amd_mmaction.reproduce.protocol import COST
+    from amd_mmaction.reproduce.report import write_report
 
     if not osp.isfile(osp.join(a.base, 'protocol.json')):
         raise SystemExit(f'{a.base} is not a protocol v2 run folder (no protocol.json); '
@@ -75,7 +75,7 @@ def main(argv=None):
     start = time.time()
     if not a.report_only:
         print(f'[v2] low-label fine-tuning of {a.base}; output in {out}; {estimate}', flush=True)
-        cmd = [sys.executable, '-m', 'amd_mmaction.experiments.lowlabel', out, level]
+        cmd = [sys.executable, '-m', 'amd_mmaction.reproduce.lowlabel', out, level]
         run.run(force=a.force, worker_cmd=cmd)
     label = f"fine-tune, {ll['per_class']} labels/class"
     res = write_report(run, metrics=[('finetune_top1', label, 'lowlabel')],

@@ -7,7 +7,7 @@ through mmengine's Runner; mmaction2's ``tools/test.py`` interface.
 
 ``--dump out.pkl`` writes mmaction2's pickle of the predictions (mmengine
 ``DumpResults``); ``--dump out.json`` the same records as JSON
-(``amd_mmaction.results_json``), readable without unpickling.
+(``amd_mmaction.evaluation.results_json``), readable without unpickling.
 The checkpoint must fit the model exactly (a missing or extra weight is an
 error naming the keys: a pre-training checkpoint given here would otherwise
 test a randomly initialised head); ``--no-strict`` warns instead, as
@@ -20,9 +20,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
-from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
-import amd_mmaction.results_json  # noqa: E402,F401  (DumpResultsJSON)
-from amd_mmaction.runner.cli import cpu_distributed, load_config  # noqa: E402
+from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
+import amd_mmaction.evaluation.results_json  # noqa: E402,F401  (DumpResultsJSON)
+from amd_mmaction.engine.cli import cpu_distributed, load_config  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dist import get_rank  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402

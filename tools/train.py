@@ -10,12 +10,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
-from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
+from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from amd_mmaction.runner import doors  # noqa: E402
-from amd_mmaction.runner.cli import cpu_distributed, load_config  # noqa: E402
+from amd_mmaction.engine import preflight  # noqa: E402
+from amd_mmaction.engine.cli import cpu_distributed, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -61,13 +61,13 @@ def main(argv=None):
     cfg = build_config(args)
     try:  # before the Runner, which writes into the work dir as it is built
         if cfg.get('resume'):
-            ckpt = doors.resume_target(cfg, cfg.get('load_from'), args.allow_fresh)
+            ckpt = preflight.resume_target(cfg, cfg.get('load_from'), args.allow_fresh)
             cfg.resume, cfg.load_from = ckpt is not None, ckpt
-        doors.check_load_from(cfg)
-    except doors.RunFinished as done:  # exit 0: nothing was asked that is not done
+        preflight.check_load_from(cfg)
+    except preflight.RunFinished as done:  # exit 0: nothing was asked that is not done
         print(done)
         return None
-    except doors.RunRefused as err:
+    except preflight.RunRefused as err:
         raise SystemExit(f'train.py: {err}') from err
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
         __import__('mmengine.registry', fromlist=['RUNNERS']).RUNNERS.build(cfg)

@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401
-from amd_mmaction.checkpoint_io import add_trust_argument, trust_checkpoints  # noqa: E402
+from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
 from amd_mmaction.visualization import reconstruction_png  # noqa: E402
 
 

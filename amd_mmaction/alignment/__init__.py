@@ -1,4 +1,4 @@
-from .aligner import MANNERS, FeatureAligner
-from .generator import FeatureGenerator
+from amd_mmaction.alignment.aligner import MANNERS, FeatureAligner
+from amd_mmaction.alignment.generator import FeatureGenerator
 
 __all__ = ['MANNERS', 'FeatureAligner', 'FeatureGenerator']

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from mmaction.registry import MODELS
-from .generator import FeatureGenerator
+from amd_mmaction.alignment.generator import FeatureGenerator
 
 MANNERS = ('serial', 'parallel', 'direct', 'generation')
 

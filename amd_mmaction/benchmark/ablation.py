@@ -7,9 +7,9 @@ from typing import Callable, Dict
 import torch
 import torch.nn.functional as F
 
-from ..pretrain.amd import mask_indices
-from ..student.vit import gather_tokens, sinusoid_table
-from .timing import CLOCKS, saved_tensor_bytes
+from amd_mmaction.pretrain.amd import mask_indices
+from amd_mmaction.student.vit import gather_tokens, sinusoid_table
+from amd_mmaction.benchmark.timing import CLOCKS, saved_tensor_bytes
 
 
 def paired(a: Callable, b: Callable, repeats: int = 5, clock: str = 'wall') -> Dict[str, float]:

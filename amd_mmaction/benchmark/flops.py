@@ -17,7 +17,7 @@ of issue 7; the alignment projections add 0.57 GFLOPs.
 from collections import OrderedDict
 from typing import Dict, Optional
 
-from ..masks.tube import check_mask_config
+from amd_mmaction.masks.tube import check_mask_config
 
 COMPONENTS = ('teacher', 'encoder', 'decoder', 'generators', 'projections')
 

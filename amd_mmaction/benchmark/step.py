@@ -11,8 +11,8 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from .flops import amd_flops, param_counts, token_counts
-from .timing import (best_time, component_fns, peak_probe, step_fn, step_memory,
+from amd_mmaction.benchmark.flops import amd_flops, param_counts, token_counts
+from amd_mmaction.benchmark.timing import (best_time, component_fns, peak_probe, step_fn, step_memory,
                      synthetic_batch)
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}

@@ -7,8 +7,8 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..masks.tube import check_mask_config, sample_tube_masks
-from ..pretrain.amd import mask_indices
+from amd_mmaction.masks.tube import check_mask_config, sample_tube_masks
+from amd_mmaction.pretrain.amd import mask_indices
 
 
 def _sync(device):

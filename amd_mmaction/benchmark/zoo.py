@@ -8,9 +8,9 @@ from typing import Dict, List, Optional
 import torch
 import yaml
 
-from .flops import amd_flops, param_counts, token_counts
-from .step import build_model, find_transform, mask_setting, measure_model
-from .timing import best_time
+from amd_mmaction.benchmark.flops import amd_flops, param_counts, token_counts
+from amd_mmaction.benchmark.step import build_model, find_transform, mask_setting, measure_model
+from amd_mmaction.benchmark.timing import best_time
 
 COLLECTION = dict(
     Name='AMD',

@@ -141,7 +141,7 @@ def check_video_list(list_file: str, data_prefix: Optional[str] = '',
     or 0 bytes; with ``probe`` also one PyAV cannot open or that has no
     frames. An empty list is an error; a missing list ``FileNotFoundError``.
     """
-    from .robust import BadClipError, probe_video  # robust imports this module
+    from amd_mmaction.data.robust import BadClipError, probe_video  # robust imports this module
     out, errors, total = [], [], 0
     for entry, err in scan_video_list(list_file, data_prefix, num_classes, False, delimiter,
                                       require_label, check_files):

@@ -17,7 +17,7 @@ Every skip and pad is logged (mmengine ``print_log``, level WARNING) and
 counted, per reason, in :data:`BAD_CLIPS` (this process) and in the
 ``bad_clips`` attribute of the data set that met it. The data set's counts
 live in shared memory, so they include what DataLoader worker processes met
-(:class:`SharedCounts`); :class:`~amd_mmaction.runner.BadClipLogHook` puts
+(:class:`SharedCounts`); :class:`~amd_mmaction.engine.BadClipLogHook` puts
 them into the training log.
 
 API for other data sets: build a :class:`BadClipPolicy`, call
@@ -36,7 +36,7 @@ from mmengine.logging import print_log
 
 from mmaction.datasets import VideoDataset
 from mmaction.registry import DATASETS
-from .lists import MAX_REPORTED, expected_form, format_errors, scan_video_list
+from amd_mmaction.data.lists import MAX_REPORTED, expected_form, format_errors, scan_video_list
 
 POLICIES = ('skip', 'pad', 'fail')
 # reasons that 'pad' can repair: the frames exist, there are just too few
@@ -238,7 +238,7 @@ class RobustVideoDataset(VideoDataset):
     an error (fine-tuning and test lists). Labels are checked against
     ``num_classes`` here when given, and against the model's
     ``cls_head.num_classes`` before the run by
-    :class:`~amd_mmaction.data.checks.DataListCheckHook`.
+    :class:`~amd_mmaction.engine.hooks.data_check.DataListCheckHook`.
     """
 
     def __init__(self, *args, on_bad_clip: str = 'skip',

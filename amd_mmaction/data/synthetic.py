@@ -14,7 +14,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from .. import compat
+from amd_mmaction import compat
 
 CLASSES = ('moving right', 'moving left', 'moving down', 'moving up',
            'growing', 'shrinking')

@@ -1,5 +1,4 @@
-from .transforms import AsymmetricTubeMask, RepeatedAugment
-from .tube import check_mask_config, num_masked, sample_tube_masks
+from amd_mmaction.masks.transforms import AsymmetricTubeMask
+from amd_mmaction.masks.tube import check_mask_config, num_masked, sample_tube_masks
 
-__all__ = ['AsymmetricTubeMask', 'RepeatedAugment', 'check_mask_config',
-           'num_masked', 'sample_tube_masks']
+__all__ = ['AsymmetricTubeMask', 'check_mask_config', 'num_masked', 'sample_tube_masks']

@@ -7,8 +7,8 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 
 from mmaction.registry import MODELS
-from ..losses.pixel import tubelet_target
-from ..student.vit import gather_tokens
+from amd_mmaction.losses.pixel import tubelet_target
+from amd_mmaction.student.vit import gather_tokens
 
 
 def mask_indices(mask: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 
 from mmaction.registry import MODELS
-from .vit import Block, gather_tokens, init_vit_weights, sinusoid_table
+from amd_mmaction.student.vit import Block, gather_tokens, init_vit_weights, sinusoid_table
 
 
 @MODELS.register_module()

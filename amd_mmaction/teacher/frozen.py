@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 
 from mmaction.registry import MODELS
-from .checkpoint import (check_stored_pos_embed, load_encoder_weights,
+from amd_mmaction.weights.formats import (check_stored_pos_embed, load_encoder_weights,
                          read_checkpoint, to_encoder_state)
-from .hf import check_hf_config
+from amd_mmaction.weights.hf import check_hf_config
 
 _DTYPES = {None: None, 'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 

@@ -1,12 +1,6 @@
-"""From pre-training to mmaction2 recognition: checkpoint export and the
-``AMDPretrained`` backbone initialiser, RandAugment for clips, the
-multi-view training head."""
-from .export import (AMDPretrainedInit, CheckpointMismatch, build_target,
-                     convert_state, export_checkpoint, infer_backbone,
-                     load_encoder)
-from .head import MultiViewTimeSformerHead
-from .randaugment import VideoRandAugment
+"""From pre-training to downstream tasks: video recognition (multi-view
+head), AVA detection and the ImageMAE setting."""
+from amd_mmaction.transfer import ava, image, recognition  # noqa: F401
+from amd_mmaction.transfer.recognition import MultiViewTimeSformerHead
 
-__all__ = ['AMDPretrainedInit', 'CheckpointMismatch', 'build_target',
-           'convert_state', 'export_checkpoint', 'infer_backbone', 'load_encoder',
-           'MultiViewTimeSformerHead', 'VideoRandAugment']
+__all__ = ['MultiViewTimeSformerHead']

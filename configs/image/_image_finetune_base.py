@@ -1,6 +1,6 @@
 # ImageNet-1K fine-tuning of an AMD image student, MAE's recipe, with
 # mmaction2's Recognizer3D + VisionTransformer on one-frame clips. Start from
-# the exported student (amd_mmaction.image.export_image_student, which keeps
+# the exported student (amd_mmaction.transfer.image.export_image_student, which keeps
 # the student's 2-D position table):
 #   load_from = 'work_dirs/<pretrain>/student_mmaction.pth'
 _base_ = ['../_base_/amd_runtime.py']

@@ -1,5 +1,5 @@
 # Tiny CPU ImageMAE setting on the synthetic shape images
-# (amd_mmaction.image.make_shape_dataset): 32x32 crops, patch 8 -> (1, 4, 4)
+# (amd_mmaction.transfer.image.make_shape_dataset): 32x32 crops, patch 8 -> (1, 4, 4)
 # = 16 tokens; student 75% (12 hidden), teacher 50% (8 hidden): V=4, D=4.
 # Student 96/4/3, MAE-format teacher 128/6/4 with class token, taps
 # (2, 4) <-> (3, 6). Set model.teacher.checkpoint to an MAE-format file.

@@ -1,7 +1,7 @@
 # Tiny CPU fine-tuning of the tiny image student (amd_tiny_image.py) on the
 # shape images: Recognizer3D + VisionTransformer (1 frame, 32x32, patch 8,
 # 96/4/3) with layer-wise lr decay, validated every epoch. load_from: the
-# student exported by amd_mmaction.image.export_image_student.
+# student exported by amd_mmaction.transfer.image.export_image_student.
 _base_ = ['../image/_image_finetune_base.py']
 
 data_root = 'data/shapes'

@@ -33,7 +33,7 @@ def main():
     import torch
     from torch.utils.data import DataLoader
 
-    from amd_mmaction.runner.prefetch import PrefetchLoader
+    from amd_mmaction.engine.prefetch import PrefetchLoader
     if args.device == 'cuda':
         if not torch.cuda.is_available():
             print('FAIL: no CUDA device')

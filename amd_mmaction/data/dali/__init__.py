@@ -6,10 +6,10 @@ Importing this package registers ``ProbeVideo``, ``DALIViews``,
 ``dali_collate`` (FUNCTIONS); DALI itself is imported only when a batch is
 decoded (``require_dali`` names the package to install when it is absent).
 """
-from .decode import ROUTED, dali_collate, decode_dali, decode_decord, resolve_device
-from .plan import (CPU_CODECS, GPU_CODECS, DALIVideoDataset, DALIViews, PackDALIPlan,
+from amd_mmaction.data.dali.decode import ROUTED, dali_collate, decode_dali, decode_decord, resolve_device
+from amd_mmaction.data.dali.dataset import (CPU_CODECS, GPU_CODECS, DALIVideoDataset, DALIViews, PackDALIPlan,
                    ProbeVideo)
-from .require import INSTALL_HINT, MISSING_REASON, DALIMissing, require_dali
+from amd_mmaction.data.dali.require import INSTALL_HINT, MISSING_REASON, DALIMissing, require_dali
 
 __all__ = ['CPU_CODECS', 'DALIMissing', 'DALIVideoDataset', 'DALIViews', 'GPU_CODECS',
            'INSTALL_HINT', 'MISSING_REASON', 'PackDALIPlan', 'ProbeVideo', 'ROUTED',

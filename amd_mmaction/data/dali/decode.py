@@ -19,9 +19,9 @@ import torch
 from mmengine.logging import print_log
 from mmengine.registry import FUNCTIONS
 
-from ..robust import BadClipError, BadClipPolicy
-from .plan import CPU_CODECS, GPU_CODECS
-from .require import DALIMissing, require_dali
+from amd_mmaction.data.robust import BadClipError, BadClipPolicy
+from amd_mmaction.data.dali.dataset import CPU_CODECS, GPU_CODECS
+from amd_mmaction.data.dali.require import DALIMissing, require_dali
 
 # clips not decoded where asked, by (asked device, why, decoder used)
 ROUTED: Counter = Counter()

@@ -3,7 +3,7 @@ final-normed token map ``(B, C, T', h, w)`` out.
 
 It *is* :class:`VideoViT` (same parameter names), so AMD / VideoMAE
 pre-training checkpoints load through
-:func:`amd_mmaction.teacher.checkpoint.to_encoder_state` with strict key and
+:func:`amd_mmaction.weights.formats.to_encoder_state` with strict key and
 shape checks. Detection clips are not square (AVA tests at short side 256),
 so the fixed sinusoid table, built for the pre-training grid, is resized per
 temporal slot to the clip's token grid (bicubic, as mmaction2's
@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from mmaction.registry import MODELS
 
-from ...student.vit import VideoViT
-from ...teacher.checkpoint import (load_encoder_weights, read_checkpoint,
+from amd_mmaction.student.vit import VideoViT
+from amd_mmaction.weights.formats import (load_encoder_weights, read_checkpoint,
                                    to_encoder_state)
 
 

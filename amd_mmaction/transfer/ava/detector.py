@@ -17,7 +17,7 @@ from mmengine.structures import InstanceData
 
 from mmaction.registry import MODELS
 
-from .head import assign_person_rois
+from amd_mmaction.transfer.ava.head import assign_person_rois
 
 
 def _rois(boxes: List[torch.Tensor]) -> torch.Tensor:

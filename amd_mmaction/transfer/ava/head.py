@@ -15,7 +15,7 @@ from mmengine.model import BaseModule
 
 from mmaction.registry import MODELS
 
-from .roi_align import RoIAlign
+from amd_mmaction.transfer.ava.roi_align import RoIAlign
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Importing this module checks for mmdet + full mmcv and raises
 :class:`~amd_mmaction.transfer.ava.mmdet_route.DetectionStackMissing`
 naming what is missing (used as a config custom_import)."""
-from .mmdet_route import check
+from amd_mmaction.transfer.ava.mmdet_route import check
 
 check()

@@ -1,0 +1,160 @@
+"""The one place where checkpoint files are deserialised.
+
+A ``.pth`` file is a pickle, and a full unpickle runs whatever the file
+asks for (``os.system`` included). Every checkpoint this project reads
+(teacher, ``load_from``, ``--resume``, exports, visualisation) goes through
+:func:`load_checkpoint_file`, which uses torch's ``weights_only``
+unpickler with an allow-list of exactly the globals that real checkpoints
+need. A file that needs anything else is refused unless it is trusted by
+name (``AMD_TRUST_CHECKPOINTS`` or a tool's ``--trust-checkpoint``).
+"""
+import argparse
+import inspect
+import os
+import os.path as osp
+import pickle
+import re
+
+import torch
+
+TRUST_ENV = 'AMD_TRUST_CHECKPOINTS'
+
+
+class UntrustedCheckpointError(ValueError):
+    """A checkpoint's pickle asks for a global outside the allow-list."""
+
+
+def _numpy_globals():
+    """numpy scalars and arrays (mmengine's message hub and ``meta``). Files
+    written under numpy 1 name ``numpy.core``, under numpy 2 ``numpy._core``:
+    both names map to the functions of the installed numpy."""
+    import numpy as np
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1
+        from numpy.core import multiarray
+    out = [(np.ndarray, 'numpy.ndarray'), (np.dtype, 'numpy.dtype')]
+    for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        out += [(multiarray._reconstruct, f'{mod}._reconstruct'),
+                (multiarray.scalar, f'{mod}.scalar')]
+    # numpy >= 1.25: a dtype instance's type is its class (Float64DType, ...),
+    # which torch must know to BUILD (set the state of) the dtype.
+    dtypes = getattr(np, 'dtypes', None)
+    for name in dir(dtypes) if dtypes is not None else ():
+        cls = getattr(dtypes, name)
+        if name.endswith('DType') and isinstance(cls, type) and issubclass(cls, np.dtype):
+            out.append((cls, f'numpy.dtypes.{name}'))
+    return out
+
+
+def _class_functions_getattr(classes):
+    """A stand-in for ``builtins.getattr`` that only returns functions
+    defined on ``classes``: mmengine's HistoryBuffer pickles its statistics
+    methods as ``getattr(HistoryBuffer, 'mean')``. The real getattr would
+    let a file reach any attribute (``__globals__``, modules)."""
+    def safe_getattr(obj, name):
+        if (obj in classes and isinstance(name, str) and not name.startswith('_')
+                and inspect.isfunction(vars(obj).get(name))):
+            return vars(obj)[name]
+        raise pickle.UnpicklingError(
+            f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint (only '
+            f'public functions of {sorted(c.__name__ for c in classes)})')
+    return safe_getattr
+
+
+def allowed_globals():
+    """The allow-list, as (object, 'module.name') pairs for
+    :func:`torch.serialization.safe_globals`, beyond torch's own defaults
+    (tensors, storages, OrderedDict, torch.Size/dtype/device)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    return [
+        (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+        (_class_functions_getattr((HistoryBuffer,)), 'builtins.getattr'),
+        # VideoMAE / AMD / MAE releases keep the training args. The weights_only
+        # unpickler rebuilds it with __new__ + __dict__.update: no code runs.
+        (argparse.Namespace, 'argparse.Namespace'),
+    ] + _numpy_globals()
+
+
+def trusted_paths():
+    """Real paths named in ``AMD_TRUST_CHECKPOINTS`` (os.pathsep-separated)."""
+    value = os.environ.get(TRUST_ENV, '')
+    return {osp.realpath(osp.expanduser(p)) for p in value.split(os.pathsep) if p}
+
+
+def trust_checkpoints(paths):
+    """Trust these files for a full unpickle in this process and its
+    children (what ``--trust-checkpoint`` does)."""
+    paths = [osp.abspath(osp.expanduser(p)) for p in paths or []]
+    if paths:
+        old = [p for p in os.environ.get(TRUST_ENV, '').split(os.pathsep) if p]
+        os.environ[TRUST_ENV] = os.pathsep.join(old + paths)
+
+
+def is_trusted(path) -> bool:
+    return osp.realpath(osp.expanduser(str(path))) in trusted_paths()
+
+
+# What torch's weights_only unpickler (and safe_getattr) say when a file asks
+# for something outside the allow-list; other failures are damaged files.
+_REFUSALS = re.compile(r'GLOBAL (\S+)|(unrecognized function [^\n]*)|'
+                       r'(getattr\([^\n]*\) is not allowed)|(Can only [^\n]*)')
+
+
+def _refused_global(err: Exception):
+    match = _REFUSALS.search(str(err))
+    if match is None:
+        return None
+    if match.group(1):
+        return f'the global {match.group(1)}'
+    return f"something torch's weights_only unpickler refuses ({match.group(0)})"
+
+
+def load_checkpoint_file(path, map_location='cpu', trust: bool = False):
+    """``torch.load`` of a local checkpoint that never runs code from the
+    file unless ``trust`` is set or the file is named in
+    ``AMD_TRUST_CHECKPOINTS``. Raises :class:`UntrustedCheckpointError`
+    naming the file, the refused global and how to opt in; other read errors
+    (truncated file, not a torch file) propagate unchanged."""
+    path = str(path)
+    if trust or is_trusted(path):
+        return torch.load(path, map_location=map_location, weights_only=False)
+    safe_globals = getattr(torch.serialization, 'safe_globals', None)
+    if safe_globals is None:
+        raise UntrustedCheckpointError(
+            f'checkpoint {path!r}: torch {torch.__version__} has no '
+            'torch.serialization.safe_globals (torch >= 2.5), so its contents '
+            'cannot be checked. Upgrade torch, or trust the file: '
+            f'{_opt_in(path)}')
+    try:
+        with safe_globals(allowed_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = _refused_global(err)
+        if refused is None:
+            raise
+        raise UntrustedCheckpointError(
+            f'checkpoint {path!r} was not loaded: its pickle asks for '
+            f'{refused}, which is not on the allow-list of '
+            'checkpoint contents (tensors, numbers, strings, containers, numpy '
+            'scalars/arrays, mmengine HistoryBuffer, argparse.Namespace). A full '
+            'unpickle could run code from the file. If you trust this file, '
+            f'opt in for it: {_opt_in(path)}') from err
+
+
+def _opt_in(path) -> str:
+    return (f'{TRUST_ENV}={osp.abspath(path)} in the environment, or '
+            f'--trust-checkpoint {osp.abspath(path)} (tools/train.py, '
+            'tools/export_checkpoint.py, tools/export_image_student.py, '
+            'tools/visualize_reconstruction.py), or trust=True in '
+            'amd_mmaction.weights.io.load_checkpoint_file')
+
+
+def add_trust_argument(parser) -> None:
+    """``--trust-checkpoint PATH`` (repeatable) for a tool's argparse parser;
+    pass the parsed list to :func:`trust_checkpoints`."""
+    parser.add_argument(
+        '--trust-checkpoint', action='append', default=[], metavar='PATH',
+        help='allow a full unpickle of this checkpoint file, which can run code '
+             'from it (default: weights_only with an allow-list; '
+             'docs/reliability.md); repeatable')
