@@ -1,19 +1,108 @@
-"""Shims that make the pinned OpenMMLab stack usable on the pinned torch.
+"""Patches that make the pinned OpenMMLab stack usable on the pinned torch,
+numpy, setuptools and transformers, without editing site-packages.
 
-Each patch is idempotent, applied once at ``import amd_mmaction`` and
-explains which upstream defect it absorbs (see docs in README, "Compatibility").
+``import amd_mmaction`` calls :func:`apply`, which applies every entry of
+:data:`PATCHES` once, in order; each is idempotent. :data:`PATCHES` is the
+one table of them: the upstream package and the versions that need the
+patch, the symptom without it, what the patch does, and how to tell when it
+can be dropped. It is rendered below (``help(amd_mmaction.compat)``), and
+``tests/test_compat.py`` checks that every entry is applied and filled in.
+docs/install.md ("Compatibility with the pinned stack") tells users.
+
 """
-import glob
 import importlib
 import importlib.util
-import os
 import os.path as osp
-import socket
 import sys
-import tempfile
 import types
+from typing import NamedTuple
 
-_APPLIED = False
+
+class Patch(NamedTuple):
+    name: str       # what it is called here and in test output
+    function: str   # the function of this module that applies it
+    package: str    # the upstream distribution with the defect
+    versions: str   # the versions (and companions) that need the patch
+    symptom: str    # what goes wrong without it
+    fix: str        # what the patch does
+    drop_when: str  # how to tell that it is no longer needed
+
+
+PATCHES = (
+    Patch('pyav_before_decord', '_load_pyav_before_decord', 'decord',
+          '0.6.0 wheels (bundle their own, older FFmpeg), beside PyAV (av 18.1.0)',
+          'decord imported before PyAV stops PyAV\'s VP9 encoder from opening '
+          '(avcodec_open2("libvpx-vp9", ...) returned 22): synthetic clips cannot be written',
+          'PyAV is imported first at import amd_mmaction; where decord came earlier, '
+          'write_video says so (DECORD_BEFORE_AV)',
+          'a decord release links a current FFmpeg: '
+          'tests/test_compat.py::test_vp9_writing_beside_decord[decord] then writes '
+          'without error'),
+    Patch('stub_missing_drn', '_stub_missing_drn', 'mmaction2',
+          '1.2.0 (wheel and sdist)',
+          'import mmaction.models fails: localizers/__init__.py imports '
+          'localizers/drn, which the release does not contain',
+          'a placeholder mmaction.models.localizers.drn whose DRN raises an ImportError '
+          'that explains itself (DRN stays unregistered)',
+          'a mmaction2 release ships mmaction/models/localizers/drn (the patch already '
+          'does nothing where that folder exists)'),
+    Patch('pkg_resources_lookups', '_patch_pkg_resources_lookups', 'mmengine',
+          '0.10.7, with setuptools >= 81 or an editable install',
+          'configs with mmaction:: bases fail to load: mmengine finds installed packages '
+          'with pkg_resources, which setuptools >= 81 no longer ships and which sends an '
+          'editable install to site-packages; amd_mmaction:: configs would get the '
+          'registry scope amd_mmaction, which has no registries',
+          "mmengine's is_installed / get_installed_path answered by importlib.metadata "
+          'and the import system; amd_mmaction known to MODULE2PACKAGE, its configs '
+          'given the mmaction scope',
+          'mmengine > 0.10.7 resolves packages with importlib.metadata and lets a package '
+          'name the registry scope of its configs (amd_mmaction::tiny/x.py then builds '
+          'without the patch)'),
+    Patch('checkpoint_loader', '_patch_checkpoint_loader', 'mmengine',
+          '0.10.7, with torch >= 2.6',
+          'mmengine torch.loads local checkpoints without weights_only: torch >= 2.6 '
+          'refuses its own checkpoints (message hub, numpy scalars), and a full unpickle '
+          'runs whatever code the file asks for',
+          'the local scheme of CheckpointLoader (load_from, resume, load_checkpoint) '
+          're-registered to amd_mmaction.weights.io.load_local_checkpoint: weights_only '
+          'with an allow-list, per-file trust, clear errors for missing, damaged and '
+          'refused files',
+          'mmengine > 0.10.7 passes weights_only=True and lets callers extend the allowed '
+          'globals; until then keep it (it also carries the trust policy, '
+          'docs/reliability.md)'),
+    Patch('atomic_local_writes', '_patch_atomic_local_writes', 'mmengine',
+          '0.10.7',
+          'LocalBackend.put / put_text write checkpoints and last_checkpoint in place: a '
+          'crash mid-write leaves a truncated file that resume=True then picks',
+          'LocalBackend.put / put_text write through amd_mmaction.weights.io.atomic_write '
+          '(temporary file, fsync, rename; dead writers\' leftovers removed)',
+          "mmengine's LocalBackend writes through a temporary file and a rename"),
+    Patch('numpy2_ava', '_patch_numpy2_ava', 'mmaction2',
+          '1.2.0, with numpy >= 2',
+          'AVA evaluation uses np.NAN, which numpy 2 removed: AttributeError',
+          'np.NAN = np.nan',
+          'a mmaction2 release uses np.nan (no np.NAN under mmaction/evaluation)'),
+    Patch('cpu_dist_init', '_patch_cpu_dist_init', 'mmengine',
+          '0.10.7, with a CPU-only torch',
+          'the pytorch and slurm launchers call torch.cuda.set_device unconditionally: '
+          'distributed runs fail on a CPU-only torch',
+          'without CUDA, the process group is initialised (gloo) without touching CUDA',
+          "mmengine's _init_dist_pytorch / _init_dist_slurm skip set_device when CUDA "
+          'is unavailable'),
+    Patch('disable_broken_multimodal', '_disable_broken_multimodal', 'mmaction2',
+          '1.2.0, with transformers >= 4.57 (5.x)',
+          'import mmaction.models fails where transformers is installed: VindLU imports '
+          'apply_chunking_to_forward & co. from transformers.modeling_utils, which 4.57 '
+          'and 5.x no longer have',
+          'WITH_MULTIMODAL = False (with a warning) when that import fails: the '
+          'multimodal models are treated as absent',
+          'a mmaction2 release imports no removed transformers names '
+          '(tests/test_compat.py::test_new_transformers_disables_vindlu_and_everything_else_'
+          'imports passes without the patch)'),
+)
+
+# Names of the patches apply() applied, in order; empty before.
+APPLIED = ()
 # Was decord loaded before PyAV in this process (set by apply())?
 DECORD_BEFORE_AV = False
 
@@ -48,99 +137,30 @@ def _stub_missing_drn():
     sys.modules[name + '.drn'] = mod
 
 
-def _load_local_checkpoint(filename, map_location=None):
-    """mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; torch
-    >= 2.6 then refuses mmengine's own checkpoints (message hub, numpy
-    scalars). Every local file (``load_from``, ``resume``, mmengine's
-    ``load_checkpoint``) is read by ``checkpoint_io``: the weights_only
-    unpickler with the globals mmengine checkpoints need, never a full
-    unpickle unless the file is trusted by name."""
-    from amd_mmaction.weights.io import UntrustedCheckpointError, load_checkpoint_file
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
-    try:
-        return load_checkpoint_file(filename, map_location=map_location)
-    except UntrustedCheckpointError:
-        raise
-    except Exception as err:  # unpickling garbage raises anything (IndexError, ...)
-        raise RuntimeError(
-            f'checkpoint {filename!r} cannot be read ({err}); it is truncated '
-            'or not a torch checkpoint. Resume from an earlier checkpoint or '
-            'delete it.') from err
-
-
 def _patch_checkpoint_loader():
+    """Local files (``load_from``, ``resume``, ``load_checkpoint``) are read
+    by :func:`amd_mmaction.weights.io.load_local_checkpoint`."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(
-        _load_local_checkpoint)
 
+    def load_local(filename, map_location=None):
+        from amd_mmaction.weights.io import load_local_checkpoint
+        return load_local_checkpoint(filename, map_location=map_location)
 
-def _atomic_write(filepath, data, mode, encoding=None):
-    filepath = str(filepath)
-    dirname = osp.dirname(osp.abspath(filepath))
-    os.makedirs(dirname, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dirname, suffix='.tmp',
-                               prefix=f'.{osp.basename(filepath)}.{_writer()}.')
-    try:
-        # mkstemp makes 0600 files; give the checkpoint the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, mode, encoding=encoding) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    # A process killed mid-write (SIGKILL, OOM) leaves its temporary file;
-    # drop such leftovers of this file once a complete copy is in place, but
-    # not the file of a live writer: DDP ranks write the same logs at once.
-    prefix = f'.{osp.basename(filepath)}.'
-    for stale in glob.glob(osp.join(glob.escape(dirname), glob.escape(prefix) + '*.tmp')):
-        if _writer_alive(osp.basename(stale)[len(prefix):]):
-            continue
-        try:
-            os.remove(stale)
-        except OSError:
-            pass
-
-
-def _writer():
-    return f'{os.getpid()}@{socket.gethostname()}'
-
-
-def _writer_alive(tag):
-    """Is the writer named at the start of a temporary file's ``tag``
-    (``pid@host.``) running? Writers on other hosts count as running."""
-    pid, at, rest = tag.partition('@')
-    if not at or not pid.isdigit():
-        return False  # not ours, or an older name: a leftover
-    if not rest.startswith(socket.gethostname() + '.'):
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass  # exists, owned by someone else
-    return True
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_local)
 
 
 def _patch_atomic_local_writes():
-    """mmengine writes checkpoints and ``last_checkpoint`` with a plain
-    ``open(..., 'wb')``: a crash mid-write leaves a truncated file that
-    ``resume=True`` then picks.  Write to a temporary file and rename."""
+    """mmengine's local writes go through
+    :func:`amd_mmaction.weights.io.atomic_write`."""
     from mmengine.fileio.backends import LocalBackend
 
     def put(self, obj, filepath):
-        _atomic_write(filepath, obj, 'wb')
+        from amd_mmaction.weights.io import atomic_write
+        atomic_write(filepath, obj, 'wb')
 
     def put_text(self, obj, filepath, encoding='utf-8'):
-        _atomic_write(filepath, obj, 'w', encoding=encoding)
+        from amd_mmaction.weights.io import atomic_write
+        atomic_write(filepath, obj, 'w', encoding=encoding)
 
     LocalBackend.put = put
     LocalBackend.put_text = put_text
@@ -184,12 +204,22 @@ def _get_installed_path(package):
 
 def _patch_pkg_resources_lookups():
     """mmengine resolves ``mmaction::`` config bases with ``pkg_resources``,
-    which setuptools >= 81 no longer ships. Use importlib.metadata."""
-    try:
-        import pkg_resources  # noqa: F401
-        return
-    except ImportError:
-        pass
+    which setuptools >= 81 no longer ships and which sends an editable install
+    to site-packages instead of its source folder. Use importlib.metadata and
+    the import system. Also let ``amd_mmaction::tiny/x.py`` name this
+    package's installed configs (``amd_mmaction/.mim/configs``); mmengine
+    would give their modules the registry scope ``amd_mmaction``, which has
+    no registries (they live in mmaction's), so they get ``mmaction``."""
+    import mmengine.config.utils as config_utils
+    from mmengine.config import Config
+    config_utils.MODULE2PACKAGE.setdefault('amd_mmaction', 'amd-mmaction')
+    get_cfg_path = Config._get_cfg_path
+    if not getattr(get_cfg_path, '_amd_scope', False):
+        def get_cfg_path_in_mmaction_scope(cfg_path, filename):
+            path, scope = get_cfg_path(cfg_path, filename)
+            return path, 'mmaction' if scope == 'amd_mmaction' else scope
+        get_cfg_path_in_mmaction_scope._amd_scope = True
+        Config._get_cfg_path = staticmethod(get_cfg_path_in_mmaction_scope)
     import mmengine.config.config as config_mod
     import mmengine.utils as utils_mod
     import mmengine.utils.package_utils as pkg_mod
@@ -265,15 +295,26 @@ def _disable_broken_multimodal():
 
 
 def apply():
-    global _APPLIED
-    if _APPLIED:
+    """Apply every patch of :data:`PATCHES`, in order, once per process."""
+    global APPLIED
+    if APPLIED:
         return
-    _load_pyav_before_decord()
-    _stub_missing_drn()
-    _patch_pkg_resources_lookups()
-    _patch_checkpoint_loader()
-    _patch_atomic_local_writes()
-    _patch_numpy2_ava()
-    _patch_cpu_dist_init()
-    _disable_broken_multimodal()
-    _APPLIED = True
+    done = []
+    for patch in PATCHES:
+        globals()[patch.function]()
+        done.append(patch.name)
+    APPLIED = tuple(done)
+
+
+def _render(patches) -> str:
+    lines = []
+    for p in patches:
+        lines += [f'{p.name} ({p.package} {p.versions})',
+                  f'    symptom:   {p.symptom}',
+                  f'    fix:       {p.fix}',
+                  f'    drop when: {p.drop_when}', '']
+    return '\n'.join(lines)
+
+
+if __doc__ is not None:  # python -OO strips docstrings
+    __doc__ += '\n' + _render(PATCHES)

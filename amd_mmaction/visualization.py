@@ -60,8 +60,8 @@ def load_pretrainer(config, checkpoint: Optional[str] = None, device: str = 'cpu
     model_cfg.alignment = None
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
-        from amd_mmaction.compat import _load_local_checkpoint
-        ckpt = _load_local_checkpoint(checkpoint, map_location='cpu')
+        from amd_mmaction.weights.io import load_local_checkpoint
+        ckpt = load_local_checkpoint(checkpoint, map_location='cpu')
         state = ckpt.get('state_dict', ckpt)
         state = {k[len('module.'):] if k.startswith('module.') else k: v
                  for k, v in state.items()}
@@ -101,39 +101,6 @@ def clip_pipeline(cfg, seed: int = 0) -> List[dict]:
                  meta_keys=('img_shape', 'filename'))]
 
 
-def _tokens(x: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
-    """(C, T, H, W) -> (N, tubelet*patch*patch, C) in raster token order."""
-    C, T, H, W = x.shape
-    t, h, w = T // tubelet, H // patch, W // patch
-    x = x.reshape(C, t, tubelet, h, patch, w, patch).permute(1, 3, 5, 2, 4, 6, 0)
-    return x.reshape(t * h * w, tubelet * patch * patch, C)
-
-
-def _untokens(tok: torch.Tensor, shape, tubelet: int, patch: int) -> torch.Tensor:
-    C, T, H, W = shape
-    t, h, w = T // tubelet, H // patch, W // patch
-    x = tok.reshape(t, h, w, tubelet, patch, patch, C).permute(6, 0, 3, 1, 4, 2, 5)
-    return x.reshape(C, T, H, W)
-
-
-def unnormalise(pred: torch.Tensor, pixels: torch.Tensor, norm: str = 'channel',
-                eps: float = 1e-6) -> torch.Tensor:
-    """Predicted normalised tubelets (K, P*C) -> pixels (K, P, C) with the
-    statistics of the input tubelets ``pixels`` (K, P, C), inverting
-    :func:`amd_mmaction.losses.pixel.tubelet_target`."""
-    K, P, C = pixels.shape
-    if norm == 'none':  # raw 0-1 targets: the predictions are pixels already
-        return pred.reshape(K, P, C)
-    if norm == 'patch':
-        flat = pixels.reshape(K, P * C)
-        mean = flat.mean(-1, keepdim=True)
-        std = (flat.var(-1, unbiased=True, keepdim=True) + eps).sqrt()
-        return (pred * std + mean).reshape(K, P, C)
-    mean = pixels.mean(1, keepdim=True)
-    std = pixels.var(1, unbiased=True, keepdim=True).sqrt() + eps
-    return pred.reshape(K, P, C) * std + mean
-
-
 @torch.no_grad()
 def reconstruct_clip(model, sample: dict) -> Dict[str, np.ndarray]:
     """Run the student and decoder on one packed sample; return 0-1 frame
@@ -143,17 +110,16 @@ def reconstruct_clip(model, sample: dict) -> Dict[str, np.ndarray]:
     x = data['inputs'].flatten(0, 1) if data['inputs'].ndim == 6 else data['inputs']
     out = model(data['inputs'], data['data_samples'], mode='tensor')
     ds = data['data_samples'][0]
-    tub, patch = model.student.tubelet_size, model.student.patch_size
-    pixels = model._pixels(x)[0].float().clamp(0, 1)  # (C, T, H, W)
-    tok = _tokens(pixels, tub, patch)
+    head = model.head
+    pixels = model.pixels(x)[:1].float().clamp(0, 1)  # (1, C, T, H, W)
+    tok = head.patchify(pixels)[0]  # (N, P, C)
     mask_stu = torch.as_tensor(np.asarray(ds.mask_stu)).reshape(-1).bool()
     mask_tea = torch.as_tensor(np.asarray(ds.mask_tea)).reshape(-1).bool()
     if mask_stu.numel() != tok.shape[0]:  # several views: the first one
         mask_stu, mask_tea = mask_stu[:tok.shape[0]], mask_tea[:tok.shape[0]]
-    norm = getattr(model.pixel_loss, 'target_norm', 'channel')
     recon = tok.clone()
     idx = out['mask_idx'][0]
-    recon[idx] = unnormalise(out['pred'][0].float(), tok[idx], norm).clamp(0, 1)
+    recon[idx] = head.unnormalise(out['pred'][0].float(), tok[idx]).clamp(0, 1)
 
     def only(keep):
         t = torch.full_like(tok, GREY)
@@ -162,7 +128,7 @@ def reconstruct_clip(model, sample: dict) -> Dict[str, np.ndarray]:
     rows = {'input': tok, 'student visible': only(~mask_stu),
             'teacher only (diff)': only(mask_stu & ~mask_tea),
             'masked from student': only(mask_stu), 'reconstruction': recon}
-    return {k: _untokens(v, pixels.shape, tub, patch).permute(1, 2, 3, 0).numpy()
+    return {k: head.unpatchify(v[None], pixels.shape[1:])[0].permute(1, 2, 3, 0).numpy()
             for k, v in rows.items()}
 
 

@@ -2,7 +2,7 @@
 checkpoint (mmaction2's ``demo/demo.py`` interface and output).
 
     python demo/demo.py CONFIG CHECKPOINT VIDEO LABEL_FILE [--top-k 5] [--device cpu]
-        [--cfg-options k=v ...]
+        [--cfg-options k=v ...] [--no-strict] [--trust-checkpoint CHECKPOINT]
 
 LABEL_FILE: one class name per line, in label order (mmaction2's label
 maps), or a JSON list of names (``classes.json`` of
@@ -22,6 +22,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
 
 from mmaction.apis import inference_recognizer, init_recognizer  # noqa: E402
+
+from amd_mmaction.engine.cli import CommandError, run_main  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -65,12 +67,20 @@ def recognise(args):
     # weights come from CHECKPOINT only (not a backbone init_cfg), through
     # mmengine's load path, strict: a missing weight must not pass silently
     model = init_recognizer(cfg, None, device='cpu')
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=not args.no_strict)
+    try:
+        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=not args.no_strict)
+    except RuntimeError as err:
+        if 'do not match' not in str(err):  # mmengine's strict key check
+            raise
+        raise CommandError(
+            f'checkpoint {args.checkpoint!r} does not fit the model of {args.config}: {err}'
+            '\nA pre-training checkpoint must be exported (tools/export_checkpoint.py) and '
+            'fine-tuned first; --no-strict runs anyway.') from err
     model.to(args.device)
     labels = read_labels(args.label)
     scores = inference_recognizer(model, args.video).pred_score.float().cpu()
     if len(labels) != scores.numel():
-        raise SystemExit(f'label file {args.label} has {len(labels)} names but the model '
+        raise CommandError(f'label file {args.label} has {len(labels)} names but the model '
                          f'of {args.config} scores {scores.numel()} classes')
     top = scores.topk(min(args.top_k, scores.numel()))
     return [(labels[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist())]
@@ -87,4 +97,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -19,6 +19,11 @@ from amd_mmaction.data.synthetic import make_motion_dataset  # noqa: E402
 CONFIGS = osp.join(ROOT, 'configs')
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'chaos: kills real training processes at random '
+                            'moments (tests/test_exact_resume.py); slow by design, never skipped')
+
+
 @pytest.fixture(scope='session')
 def motion_data(tmp_path_factory):
     """12 train + 6 val VP9 .webm clips, 24 frames of 64x64, 6 classes."""

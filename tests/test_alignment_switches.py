@@ -12,7 +12,7 @@ from mmaction.registry import MODELS
 
 from mmaction.structures import ActionDataSample
 
-from amd_mmaction.losses import tubelet_target
+from amd_mmaction.heads import tubelet_target
 from amd_mmaction.masks import AsymmetricTubeMask
 from amd_mmaction.pretrain import mask_indices
 
@@ -187,7 +187,7 @@ def test_raw_targets_are_the_0_1_tubelets():
         cube = x[b, :, 2 * ti:2 * ti + 2, 8 * hi:8 * hi + 8, 8 * wi:8 * wi + 8]
         assert torch.equal(tgt[b, ti * 4 + hi * 2 + wi], cube.permute(1, 2, 3, 0).reshape(-1))
     # end to end: the pretrainer's loss uses them
-    m = amd(pixel_loss=dict(type='PixelReconstructionLoss', target_norm='none'))
+    m = amd(head=dict(type='ReconstructionHead', target_norm='none'))
     xx, ds = torch.randn(2, 3, 4, 32, 32), samples(2)
     out = m(xx, ds)
     stu = torch.as_tensor(np.stack([d.mask_stu for d in ds]))
@@ -249,12 +249,18 @@ def test_bad_taps_against_the_networks_are_named():
         amd(dict(student_gen_taps=(3,), teacher_gen_taps=(3,)))
     with pytest.raises(ValueError, match=re.escape("target_norm must be 'channel' or 'patch' "
                                                    "(normalised tubelets) or 'none'")):
-        amd(pixel_loss=dict(type='PixelReconstructionLoss', target_norm='raw'))
+        amd(head=dict(type='ReconstructionHead', target_norm='raw'))
+    # An old config's pixel_loss gets the new spelling, not a TypeError.
+    with pytest.raises(ValueError, match=re.escape('model.pixel_loss was replaced by model.head')):
+        amd(pixel_loss=dict(type='PixelReconstructionLoss'))
+    with pytest.raises(ValueError, match=re.escape("target belongs to the head: model.head=dict(")):
+        amd(head=dict(type='ReconstructionHead',
+                      loss=dict(type='PixelReconstructionLoss', target_norm='none')))
     with pytest.raises(ValueError, match='recfac must be a number >= 0'):
         amd(recfac=float('nan'))
 
 
 def test_reconstruction_view_takes_raw_predictions_as_pixels():
-    from amd_mmaction.visualization import unnormalise
+    from amd_mmaction.heads import unnormalise
     pixels, pred = torch.rand(3, 8, 3), torch.rand(3, 24)
     assert torch.equal(unnormalise(pred, pixels, 'none'), pred.reshape(3, 8, 3))

@@ -19,7 +19,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
 from mmaction.registry import DATASETS, MODELS
-from amd_mmaction.data.robust import BadClipError, read_annotation
+from amd_mmaction.data.probe import BadClipError
+from amd_mmaction.data.robust import read_annotation
 from amd_mmaction.data.synthetic import render_clip, write_video
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

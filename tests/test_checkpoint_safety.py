@@ -256,3 +256,28 @@ def test_train_resume_refuses_a_payload_unless_trusted(runner_ckpt, motion_data,
     trusted = run_tool(cmd + ['--trust-checkpoint', evil], tmp_path)
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert marker.exists()
+
+
+def test_a_saved_config_is_read_never_run(tmp_path):
+    """mmengine keeps the training config's text in ``meta.cfg``. The head
+    count and the HF export read its ``model`` as literals: code in the text
+    (which a full Config load would execute) never runs."""
+    from amd_mmaction.weights.formats import open_checkpoint
+    from amd_mmaction.weights.head_count import recorded_heads
+    from amd_mmaction.weights.hf_export import export_hf
+    marker = tmp_path / 'ran'
+    text = (f'import os\nos.system("touch {marker}")\n'
+            f'model = dict(type="AMDPretrainer", student=dict(type="VideoViT", num_heads=4, '
+            f'img_size=32, num_frames=4, norm_eps=1e-6, extra=open("{marker}", "w")))\n')
+    src = MODELS.build(dict(TINY_VIT))
+    path = tmp_path / 'amd.pth'
+    torch.save({'state_dict': {f'student.{k}': v for k, v in src.state_dict().items()},
+                'meta': {'cfg': text}}, path)
+    ckpt = open_checkpoint(str(path))
+    assert ckpt.model_cfg()['student'] == dict(type='VideoViT', num_heads=4, img_size=32,
+                                               num_frames=4, norm_eps=1e-6)
+    assert recorded_heads(ckpt) == (4, 'meta.cfg model.student.num_heads')
+    out = export_hf(str(path), str(tmp_path / 'hf'))
+    assert (out['config']['num_attention_heads'], out['config']['image_size'],
+            out['config']['num_frames']) == (4, 32, 4)
+    assert not marker.exists()

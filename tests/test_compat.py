@@ -77,3 +77,47 @@ def test_vp9_writing_beside_decord(tmp_path, first):
     else:
         assert out.returncode != 0
         assert 'decord was imported before PyAV' in out.stderr, out.stderr[-3000:]
+
+
+def test_every_patch_is_in_the_table_documented_and_applied():
+    """compat.PATCHES is the one list of upstream patches: each entry names
+    its function, the upstream package and versions, the symptom, the fix
+    and when to drop it; apply() applied each one, in order, and the
+    module's docstring shows them."""
+    import amd_mmaction  # noqa: F401  (applies the patches)
+    from amd_mmaction import compat
+    names = [p.name for p in compat.PATCHES]
+    assert len(set(names)) == len(names), names
+    for patch in compat.PATCHES:
+        for field, value in patch._asdict().items():
+            assert isinstance(value, str) and value.strip(), (patch.name, field)
+        assert callable(getattr(compat, patch.function, None)), patch
+        assert f'{patch.name} ({patch.package} {patch.versions})' in compat.__doc__
+        assert patch.drop_when in compat.__doc__
+    # a patch function outside the table would be applied by no one
+    patchers = {n for n, f in vars(compat).items() if callable(f) and n.startswith(
+        ('_patch_', '_stub_', '_load_', '_disable_'))}
+    assert patchers == {p.function for p in compat.PATCHES}
+    assert compat.APPLIED == tuple(names)
+    compat.apply()  # idempotent
+    assert compat.APPLIED == tuple(names)
+
+
+def test_patches_are_in_effect(tmp_path):
+    """What the patches install is what mmengine and numpy now do."""
+    import amd_mmaction  # noqa: F401
+    import numpy as np
+    from mmengine.fileio.backends import LocalBackend
+    from mmengine.runner.checkpoint import CheckpointLoader
+    import mmaction.models  # noqa: F401  (drn stub, multimodal switch)
+    assert np.NAN != np.NAN  # numpy2_ava: the alias is nan
+    # atomic_local_writes: a complete file and no temporary left behind
+    LocalBackend().put(b'\x00weights', tmp_path / 'ckpt.pth')
+    LocalBackend().put_text('epoch_1.pth', tmp_path / 'last_checkpoint')
+    assert (tmp_path / 'ckpt.pth').read_bytes() == b'\x00weights'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['ckpt.pth', 'last_checkpoint']
+    # checkpoint_loader: local files go through weights.io (its messages)
+    with pytest.raises(FileNotFoundError, match=r"checkpoint file '.*nothere.pth' does not exist"):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'nothere.pth'))
+    with pytest.raises(RuntimeError, match=r'(?s)ckpt.pth.* cannot be read .*truncated'):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'ckpt.pth'))

@@ -27,7 +27,7 @@ from amd_mmaction.data.dali import MISSING_REASON
 pytest.importorskip('nvidia.dali', reason=MISSING_REASON)
 
 from amd_mmaction.data.dali import ROUTED, dali_collate, decode_dali, decode_decord  # noqa: E402
-from amd_mmaction.data.robust import BadClipError  # noqa: E402
+from amd_mmaction.data.probe import BadClipError  # noqa: E402
 from amd_mmaction.data.synthetic import render_clip, write_video  # noqa: E402
 
 MEAN_TOL, MAX_TOL = 3.0, 32

@@ -1,4 +1,4 @@
-"""Evaluation pieces of the reproduction protocol v2 (amd_mmaction/reproduce):
+"""Evaluation pieces of the reproduction protocol (amd_mmaction/reproduce):
 paired statistics, k-NN, linear probe, the teacher gate, frozen features
 from real checkpoints on real VP9 clips."""
 import math
@@ -149,7 +149,7 @@ def ckpts(motion_data, tmp_path_factory):
     aligner.* keys; random teacher)."""
     from mmengine.runner import Runner
     mask = 'train_dataloader.dataset.pipeline.3.transforms.3'
-    v2 = {'model.pixel_loss.target_norm': 'none', f'{mask}.mode': 'tube',
+    v2 = {'model.head.target_norm': 'none', f'{mask}.mode': 'tube',
           f'{mask}.student_ratio': 0.75}
     out = {}
     for name, config, extra in (('teacher', 'videomae_teacher_tiny_motion.py', v2),

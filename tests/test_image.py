@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 
 from mmaction.registry import DATASETS, MODELS, TRANSFORMS
 from amd_mmaction.transfer.image import export_image_student, make_shape_dataset, vit_backbone_cfg
-from amd_mmaction.losses import tubelet_target
+from amd_mmaction.heads import tubelet_target
 from amd_mmaction.masks import AsymmetricTubeMask
 from amd_mmaction.pretrain import mask_indices
 from amd_mmaction.student import gather_tokens, sincos_2d_table
@@ -131,7 +131,7 @@ def test_patch_norm_target_is_maes_norm_pix():
     assert torch.equal(tubelet_target(x, 1, 8), tubelet_target(x, 1, 8, norm='channel'))
     assert not torch.allclose(tubelet_target(x, 1, 8), tgt)
     with pytest.raises(ValueError, match="'channel' or 'patch'"):
-        MODELS.build(dict(type='PixelReconstructionLoss', target_norm='pixel'))
+        MODELS.build(dict(type='ReconstructionHead', target_norm='pixel'))
 
 
 # -- MAE-format teachers ----------------------------------------------------
@@ -205,7 +205,7 @@ def test_amd_aligns_only_patch_tokens():
         decoder=dict(type='ImagePixelDecoder', embed_dims=32, depth=1, num_heads=2),
         teacher=dict(type='FrozenTeacher', taps=(3, 6), encoder=MAE_TINY),
         alignment=dict(student_taps=(2, 4), teacher_taps=(3, 6)),
-        pixel_loss=dict(type='PixelReconstructionLoss', target_norm='patch')))
+        head=dict(type='ReconstructionHead', target_norm='patch')))
     seen = {}
     model.aligner.register_forward_hook(
         lambda m, args, out: seen.update(stu=args[0], tea=args[1], vis=args[2], diff=args[3]))

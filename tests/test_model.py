@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 
-from amd_mmaction.losses import tubelet_target
+from amd_mmaction.heads import tubelet_target
 from amd_mmaction.masks import AsymmetricTubeMask
 from amd_mmaction.pretrain import mask_indices
 from amd_mmaction.student import sinusoid_table

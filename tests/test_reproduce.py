@@ -1,85 +1,35 @@
-"""The micro-scale reproduction protocol (tools/reproduce_paper.py): protocol
-loading and checks, stage plan, resume bookkeeping, the statistics / table /
-CSV / plot on known records, and a tiny end-to-end run through the real
-Runner (real videos, real checkpoints)."""
-import copy
-import csv
-import json
+"""The stages shared by the reproduction protocol and the quick start
+(amd_mmaction/reproduce/stages.py), the command line of tools/reproduce.py
+(plan, --set, report), the committed results' reports rebuilt from their
+records alone, and the quick start (tools/quickstart.py) on a few clips."""
 import os.path as osp
+import shutil
+import sys
 
 import pytest
-import torch
 
-from conftest import CONFIGS
-from amd_mmaction.reproduce.v1_protocol import load_protocol, plan_stages, stage_key
-from amd_mmaction.reproduce.v1_run import (MASK_KEY, ProtocolRun, pretrain_config,
-                                              schedule_for, variant_options)
-from amd_mmaction.reproduce.v1_report import (markdown, stats, summarize,
-                                                     write_report)
+from conftest import CONFIGS, ROOT
+from amd_mmaction.reproduce.cli import parse_overrides
+from amd_mmaction.reproduce.protocol import load_protocol, resolve_config
+from amd_mmaction.reproduce.stages import (DISTILLED_CONFIG, MASK_KEY, STUDENT_CONFIGS,
+                                           pretrain_config, schedule_for, variant_options)
 
 PROTOCOL = osp.join(CONFIGS, 'reproduce', 'motion_protocol.py')
-PAPER_VARIANTS = {'videomae', 'amd_serial', 'amd_parallel', 'amd_direct',
-                  'amd_generation', 'dmae', 'amd_serial_tr50'}
+RESULTS = osp.join(ROOT, 'docs', 'results')
+sys.path.insert(0, ROOT)
 
 
-def test_protocol_full_and_quick():
-    full = load_protocol(PROTOCOL)
-    assert set(full['variants']) == PAPER_VARIANTS and len(full['seeds']) >= 3
-    quick = load_protocol(PROTOCOL, quick=True)
-    assert list(quick['variants']) == ['videomae', 'amd_serial']
-    assert quick['pretrain']['epochs'] < full['pretrain']['epochs']
-    assert quick['data']['num_frames'] == full['data']['num_frames']  # merged, not replaced
-    # every student gets the same pre-training epochs: one number for all
-    assert 'epochs' not in json.dumps(full['variants'])
-    tiny = load_protocol(PROTOCOL, quick=True, overrides={'seeds': [3], 'pretrain': {'epochs': 1}})
-    assert tiny['seeds'] == [3] and tiny['pretrain'] == dict(full['pretrain'], epochs=1)
-
-
-@pytest.mark.parametrize('overrides,message', [
-    ({'pretrain': {'epochs': 0}}, 'pretrain.epochs'),
-    ({'seeds': [1, 1]}, 'seeds'),
-    ({'data': {'num_val': 0}}, 'data.num_val'),
-    ({'variants': ['videomae', 'nope']}, "unknown variant(s) ['nope']"),
-    ({'variants': 'videomae'}, "variants selects students by name: a list"),
-])
-def test_protocol_errors_name_the_key(overrides, message):
-    with pytest.raises(ValueError, match=message.replace('(', r'\(').replace(')', r'\)')
-                       .replace('[', r'\[').replace(']', r'\]')):
-        load_protocol(PROTOCOL, overrides=overrides)
-
-
-def test_protocol_variant_errors(tmp_path):
-    bad = tmp_path / 'bad.py'
-    text = open(PROTOCOL).read() + "\nvariants['amd_serial']['manner'] = 'sideways'\n"
-    bad.write_text(text)
-    with pytest.raises(ValueError, match=r"variants.amd_serial.manner='sideways'"):
-        load_protocol(str(bad))
-    bad.write_text(open(PROTOCOL).read() + "\nvariants['videomae']['mask'] = 'asymmetric'\n")
-    with pytest.raises(ValueError, match="variants.videomae: manner 'none' with mask"):
-        load_protocol(str(bad))
-
-
-def test_plan_stages_order():
-    p = load_protocol(PROTOCOL)
-    stages = plan_stages(p)
-    n_var, n_seed = len(p['variants']), len(p['seeds'])
-    assert p['teacher']['probe'] is True
-    assert len(stages) == n_seed * (3 + 3 * n_var)
-    keys = [stage_key(s) for s in stages]
-    assert keys[:4] == ['seed0/data', 'seed0/teacher', 'seed0/teacher_probe',
-                        'seed0/pretrain/videomae']
-    # a student's transfer comes after its pre-training, the teacher before every student
-    for s in stages:
-        if s['kind'] in ('finetune', 'linear_probe'):
-            assert keys.index(f"seed{s['seed']}/pretrain/{s['variant']}") < keys.index(stage_key(s))
-        if s['kind'] == 'pretrain':
-            assert keys.index(f"seed{s['seed']}/teacher") < keys.index(stage_key(s))
-    shared = load_protocol(PROTOCOL, overrides={'data': {'per_seed': False}})
-    assert sum(s['kind'] == 'data' for s in plan_stages(shared)) == 1
-    no_probe = load_protocol(PROTOCOL, overrides={'teacher': {'probe': False}})
-    assert len(plan_stages(no_probe)) == n_seed * (2 + 3 * n_var)
-    only_mae = load_protocol(PROTOCOL, overrides={'variants': ['videomae']})
-    assert not any(s['kind'] == 'teacher' for s in plan_stages(only_mae))
+def test_config_names_resolve_to_the_installed_configs(tmp_path):
+    path = resolve_config('tiny/amd_tiny_motion.py')
+    assert path.endswith(osp.join('tiny', 'amd_tiny_motion.py')) and osp.isfile(path)
+    assert open(path).read() == open(osp.join(CONFIGS, 'tiny', 'amd_tiny_motion.py')).read()
+    mine = tmp_path / 'mine.py'
+    mine.write_text('x = 1\n')
+    assert resolve_config(str(mine)) == str(mine)
+    with pytest.raises(FileNotFoundError, match="'tiny/nope.py' is not installed"):
+        resolve_config('tiny/nope.py')
+    with pytest.raises(FileNotFoundError, match='nope.py does not exist'):
+        resolve_config(str(tmp_path / 'nope.py'))
 
 
 def test_schedule_refit():
@@ -92,10 +42,9 @@ def test_schedule_refit():
 
 
 def test_every_variant_sets_its_mask_and_manner(tmp_path):
-    """The cfg-options of each paper variant land on the model and the mask
-    transform (built with mmaction's registry)."""
+    """The cfg-options of each protocol variant land on the model and the
+    mask transform (built with mmaction's registry)."""
     from mmaction.registry import TRANSFORMS
-    from amd_mmaction.reproduce.v1_run import DISTILLED_CONFIG, STUDENT_CONFIGS
     p = load_protocol(PROTOCOL)
     data = dict(train='train.txt', root='videos')
     seen = {}
@@ -108,13 +57,15 @@ def test_every_variant_sets_its_mask_and_manner(tmp_path):
         seen[name] = (manner, mask.mode, mask.teacher_ratio, mask.student_ratio)
         assert cfg.train_cfg.max_epochs == 3 and cfg.randomness.seed == 7
         assert cfg.train_dataloader.batch_size == 4
+        assert cfg.train_dataloader.dataset.ann_file == 'train.txt'
         if v['manner'] != 'none':
             assert cfg.model.teacher.checkpoint == 'teacher.pth'
         else:
             assert cfg.model.get('teacher') is None
+    serial = ('serial', 'asymmetric', 0.75, 0.9)
     assert seen == {
-        'videomae': ('none', 'tube', None, 0.9),
-        'amd_serial': ('serial', 'asymmetric', 0.75, 0.9),
+        'videomae': ('none', 'tube', None, 0.9), 'amd_serial': serial,
+        'amd_serial_random': serial,  # the same student; only its teacher differs
         'amd_parallel': ('parallel', 'asymmetric', 0.75, 0.9),
         'amd_direct': ('direct', 'asymmetric', 0.75, 0.9),
         'amd_generation': ('generation', 'asymmetric', 0.75, 0.9),
@@ -124,191 +75,82 @@ def test_every_variant_sets_its_mask_and_manner(tmp_path):
     assert MASK_KEY.endswith('pipeline.3.transforms.3')
 
 
-# -- statistics and report on known records --------------------------------
-def _records(top1):
-    """top1: {variant: {kind: [per-seed fractions]}} -> stage records."""
-    recs = []
-    for variant, kinds in top1.items():
-        for kind, values in kinds.items():
-            for seed, v in enumerate(values):
-                recs.append(dict(kind=kind, seed=seed, variant=variant, top1=v,
-                                 seconds=10.0 + seed, key=f'seed{seed}/{kind}/{variant}'))
-    for seed in range(3):
-        recs.append(dict(kind='teacher', seed=seed, variant=None, seconds=100.0,
-                         key=f'seed{seed}/teacher', losses=dict(loss_recon=0.5 + seed)))
-        recs.append(dict(kind='teacher_probe', seed=seed, variant=None, seconds=5.0,
-                         top1=0.8, key=f'seed{seed}/teacher_probe'))
-        recs.append(dict(kind='pretrain', seed=seed, variant='amd_serial', seconds=20.0,
-                         key=f'seed{seed}/pretrain/amd_serial',
-                         losses=dict(loss_recon=0.7, loss_dir=0.1 * seed)))
-    return recs
+def test_quickstart_configs_are_the_tiny_configs_refitted(tmp_path):
+    """Without a batch size and seed (the quick start) a stage config is the
+    tiny config with only its data, epochs, schedule and checkpoint interval
+    changed: what tools/train.py --cfg-options gave the demo before."""
+    from mmengine.config import Config
+    data = dict(train='/d/train.txt', root='/d/videos')
+    for name, epochs, extra in (('videomae_teacher_tiny_motion.py', 24, {}),
+                                ('amd_tiny_motion.py', 8, {'model.teacher.checkpoint': 't.pth'})):
+        cfg = pretrain_config(f'tiny/{name}', data, str(tmp_path), epochs, extra=extra)
+        old = Config.fromfile(osp.join(CONFIGS, 'tiny', name))
+        old.merge_from_dict(dict({
+            'train_dataloader.dataset.ann_file': data['train'],
+            'train_dataloader.dataset.data_prefix.video': data['root'],
+            'train_cfg.max_epochs': epochs, 'default_hooks.checkpoint.interval': epochs,
+            'param_scheduler.1.T_max': epochs - 1, 'param_scheduler.1.end': epochs,
+            'work_dir': str(tmp_path)}, **extra))
+        new = cfg.to_dict()
+        assert new.pop('experiment_name')
+        assert new == old.to_dict()
 
 
-KNOWN = {'videomae': {'finetune': [0.50, 0.60, 0.70], 'linear_probe': [0.30, 0.30, 0.30]},
-         'amd_serial': {'finetune': [0.60, 0.65, 0.85], 'linear_probe': [0.40, 0.20, 0.30]},
-         'amd_parallel': {'finetune': [0.55, 0.60, 0.80], 'linear_probe': [0.40, 0.40, 0.40]}}
+def test_parse_overrides():
+    assert parse_overrides(['a.b=1', 'a.c=x', "v=['p', 'q']", 'f=true', 'n=null']) == dict(
+        a=dict(b=1, c='x'), v=['p', 'q'], f=True, n=None)
+    assert parse_overrides(None) == {}
+    with pytest.raises(SystemExit, match="--set expects key=value, got 'oops'"):
+        parse_overrides(['oops'])
 
 
-def _protocol(names):
-    p = load_protocol(PROTOCOL)
-    p['variants'] = {n: p['variants'][n] for n in names}
-    p['seeds'] = [0, 1, 2]
-    return p
+def test_plan_prints_the_stages(capsys):
+    from tools.reproduce import main
+    assert main(['plan', '--quick', '--set', 'seeds.headline=[0]', '--workers', '3']) is None
+    out = capsys.readouterr().out.splitlines()
+    keys = [x for x in out if x in ('data', 'teacher', 'teacher_random', 'gate')
+            or x.startswith('seed')]
+    assert keys == ['data', 'teacher', 'teacher_random', 'gate'] + [
+        f'seed0/{k}/{v}' for v in ('videomae', 'amd_serial', 'amd_serial_random')
+        for k in ('pretrain', 'features')]
+    assert out[-1].startswith('rough estimate') and 'on 3 worker(s)' in out[-1]
+    with pytest.raises(SystemExit):
+        main(['plan', '--nope'])
 
 
-def test_stats():
-    s = stats([1.0, 2.0, 3.0])
-    assert s['mean'] == 2.0 and s['std'] == pytest.approx(1.0) and s['n'] == 3
-    assert stats([4.0])['std'] is None and stats([])['mean'] is None
+@pytest.mark.parametrize('run,base', [('v2_quick', None), ('v2_full', None),
+                                      ('v2_lowlabel', 'v2_full')])
+def test_committed_results_make_the_same_report(run, base, tmp_path):
+    """docs/results/ holds records without checkpoints, made on another
+    machine: `report` on a copy gives the committed tables again."""
+    from tools.reproduce import main
+    out = str(tmp_path / run)
+    shutil.copytree(osp.join(RESULTS, run), out)
+    args = ['report', '--out', out]
+    if base:
+        with pytest.raises(SystemExit, match='pass the folder where it is now'):
+            main(args)
+        shutil.copytree(osp.join(RESULTS, base), str(tmp_path / base))
+        args += ['--from', str(tmp_path / base)]
+    res = main(args)
+    for name in ('results.md', 'results.csv'):
+        with open(osp.join(RESULTS, run, name)) as f:
+            assert open(osp.join(out, name)).read() == f.read(), name
+    assert res['summary']['complete']
 
 
-def test_summary_table_csv_plot(tmp_path):
-    p = _protocol(KNOWN)
-    records = _records(KNOWN)
-    s = summarize(records, p)
-    ft = s['variants']['amd_serial']['finetune']
-    assert ft['mean'] == pytest.approx(70.0) and ft['std'] == pytest.approx(13.2288, abs=1e-3)
-    assert s['variants']['videomae']['linear_probe']['std'] == pytest.approx(0.0)
-    # the margin is paired by seed: (10, 5, 15) points
-    m = s['margins']['amd_serial']['finetune']
-    assert m['values'] == pytest.approx([10.0, 5.0, 15.0]) and m['std'] == pytest.approx(5.0)
-    assert s['margins']['amd_serial']['linear_probe']['mean'] == pytest.approx(0.0)
-    claims = {(c['left'], c['right'], c['metric']): c['holds'] for c in s['claims']}
-    assert claims[('amd_serial', 'videomae', 'finetune')] is True
-    assert claims[('amd_serial', 'videomae', 'linear_probe')] is False  # equal is not '>'
-    assert claims[('amd_serial', 'amd_parallel', 'finetune')] is True
-    assert claims[('amd_serial', 'amd_parallel', 'linear_probe')] is False
-    seeds_ok = {(c['left'], c['right'], c['metric']): c['seeds_holding'] for c in s['claims']}
-    assert seeds_ok[('amd_serial', 'amd_parallel', 'linear_probe')] == 1  # (0, -20, -10)
-    assert seeds_ok[('amd_serial', 'videomae', 'linear_probe')] == 1  # (10, -10, 0): 0 is not >
-    assert s['stage_seconds']['teacher'] == pytest.approx(300.0)
-    assert s['variants']['amd_serial']['seconds']['finetune'] == pytest.approx(11.0)
-    assert s['variants']['amd_serial']['seconds']['pretrain'] == pytest.approx(20.0)
-    assert s['teacher_probe']['mean'] == pytest.approx(80.0)
-    assert s['final_losses']['teacher'] == {'loss_recon': pytest.approx(1.5)}
-    assert s['final_losses']['amd_serial']['loss_dir'] == pytest.approx(0.1)
-
-    table = markdown(s)
-    for name, v in p['variants'].items():
-        assert f"| {v['label']} (`{name}`) | " in table
-    assert '| 70.0 ± 13.2 |' in table and '10.0 ± 5.0' in table
-    assert 'serial D+G >= parallel D+G' in table and '**no**' in table
-    assert 'linear-probe top-1: 80.0 ± 0.0 %' in table
-    assert '| AMD serial D+G | 0.1000 | 0.7000 |' in table  # loss_dir, loss_recon
-
-    paths = write_report(records, p, str(tmp_path), extra=dict(command='cmd --x', machine='m'))
-    with open(paths['results_csv']) as f:
-        rows = {r['variant']: r for r in csv.DictReader(f)}
-    assert set(rows) == set(KNOWN)
-    assert float(rows['amd_parallel']['finetune_top1_mean']) == pytest.approx(65.0)
-    assert rows['videomae']['finetune_margin_vs_videomae_mean'] == ''
-    with open(paths['json']) as f:
-        saved = json.load(f)
-    assert saved['command'] == 'cmd --x' and len(saved['records']) == len(records)
-    assert 'Command: `cmd --x`' in open(paths['markdown']).read()
-    import matplotlib.image as mpimg
-    img = mpimg.imread(paths['png'])
-    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
-
-
-def test_partial_records_report(tmp_path):
-    """A run stopped early still gives a report (missing values as n/a)."""
-    p = _protocol(KNOWN)
-    recs = [r for r in _records(KNOWN) if r['variant'] != 'amd_parallel']
-    paths = write_report(recs, p, str(tmp_path))
-    assert 'n/a' in open(paths['markdown']).read()
-
-
-# -- resume bookkeeping without training -----------------------------------
-def _fake_run(tmp_path, p):
-    run = ProtocolRun(p, str(tmp_path / 'out'), log=lambda m: None)
-    for st in plan_stages(p):
-        rec = dict(st, key=stage_key(st), seconds=1.0)
-        if st['kind'] in ('teacher', 'pretrain'):
-            ckpt = tmp_path / (stage_key(st).replace('/', '_') + '.pth')
-            ckpt.write_bytes(b'x')
-            rec['checkpoint'] = str(ckpt)
-        elif st['kind'] == 'data':
-            ann = tmp_path / f"train{st['seed']}.txt"
-            ann.write_text('a 0\n')
-            rec['data'] = dict(train=str(ann), val=str(ann), root=str(tmp_path))
-        else:
-            rec['top1'] = 0.5
-        run._save(rec)
-    return run
-
-
-def test_resume_skips_done_and_invalidates_dependents(tmp_path):
-    p = load_protocol(PROTOCOL, overrides={'seeds': [0, 1], 'variants': ['videomae', 'amd_serial']})
-    run = _fake_run(tmp_path, p)
-    again = ProtocolRun(p, run.out, log=lambda m: None)
-    assert len(again.run()) == len(plan_stages(p))  # all recorded: nothing runs
-    # a re-run teacher makes seed 0's students and transfers stale, not seed 1's
-    again._invalidate_dependents(dict(kind='teacher', seed=0, variant=None))
-    left = set(ProtocolRun(p, run.out, log=lambda m: None).records)
-    assert {'seed0/data', 'seed0/teacher'} <= left
-    assert not any(k.startswith('seed0/') and ('pretrain' in k or 'finetune' in k) for k in left)
-    assert 'seed1/finetune/amd_serial' in left
-    # a re-run student makes only its own transfers stale
-    again._invalidate_dependents(dict(kind='pretrain', seed=1, variant='amd_serial'))
-    left = set(ProtocolRun(p, run.out, log=lambda m: None).records)
-    assert 'seed1/finetune/amd_serial' not in left and 'seed1/finetune/videomae' in left
-    assert 'seed1/pretrain/amd_serial' in left
-
-
-def test_resume_refuses_another_protocol(tmp_path):
-    p = load_protocol(PROTOCOL, quick=True)
-    ProtocolRun(p, str(tmp_path), log=lambda m: None)
-    other = copy.deepcopy(p)
-    other['pretrain']['epochs'] += 1
-    with pytest.raises(ValueError, match=r"another protocol \(differs in \['pretrain'\]\)"):
-        ProtocolRun(other, str(tmp_path), log=lambda m: None)
-    ProtocolRun(other, str(tmp_path), resume=False, log=lambda m: None)  # start over: allowed
-
-
-# -- the whole protocol, tiny ------------------------------------------------
-def test_tiny_protocol_end_to_end(tmp_path):
-    """2 variants x 1 seed x 1 epoch per stage on 8 + 6 real VP9 clips: data,
-    teacher, both students, fine-tune + linear probe + multi-view test each,
-    report; a second call runs nothing."""
-    p = load_protocol(PROTOCOL, quick=True, overrides=dict(
-        seeds=[0], data=dict(num_train=8, num_val=6),
-        teacher=dict(epochs=1), pretrain=dict(epochs=1),
-        finetune=dict(epochs=1), linear_probe=dict(epochs=1)))
-    out = str(tmp_path / 'out')
-    lines = []
-    before = torch.get_num_threads()
-    records = ProtocolRun(p, out, log=lines.append, log_level='WARNING').run()
-    assert torch.get_num_threads() == before  # 1 thread per stage, restored after
-    assert [r['key'] for r in records] == [stage_key(s) for s in plan_stages(p)]
-    by_key = {r['key']: r for r in records}
-    for kind in ('finetune', 'linear_probe'):
-        for v in ('videomae', 'amd_serial'):
-            assert 0.0 <= by_key[f'seed0/{kind}/{v}']['top1'] <= 1.0
-    assert 0.0 <= by_key['seed0/teacher_probe']['top1'] <= 1.0
-    # the variants really differ in what they train on
-    assert set(by_key['seed0/pretrain/videomae']['losses']) == {'loss', 'loss_recon'}
-    assert set(by_key['seed0/pretrain/amd_serial']['losses']) == {
-        'loss', 'loss_recon', 'loss_dir', 'loss_gen'}
-    teacher_probe = torch.load(osp.join(out, 'seed0/teacher_probe/exported_backbone.pth'),
-                               weights_only=False)['state_dict']
-    assert teacher_probe['backbone.blocks.5.attn.qkv.weight'].shape == (384, 128)
-    assert len(open(by_key['seed0/data']['data']['val']).read().split('\n')) == 7
-    amd = torch.load(by_key['seed0/pretrain/amd_serial']['checkpoint'], weights_only=False)
-    mae = torch.load(by_key['seed0/pretrain/videomae']['checkpoint'], weights_only=False)
-    assert any(k.startswith('aligner.') for k in amd['state_dict'])
-    assert not any(k.startswith('aligner.') for k in mae['state_dict'])
-    assert amd['meta']['seed'] == 0 and amd['meta']['epoch'] == 1
-    # the linear probe left the exported backbone as it was; fine-tuning moved it
-    lp = torch.load(osp.join(out, 'seed0/linear_probe/amd_serial/epoch_1.pth'),
-                    weights_only=False)['state_dict']
-    ex = torch.load(osp.join(out, 'seed0/linear_probe/amd_serial/exported_backbone.pth'),
-                    weights_only=False)['state_dict']
-    key = 'backbone.blocks.0.attn.qkv.weight'
-    assert torch.equal(lp[key], ex[key])
-    paths = write_report(records, p, out)
-    assert 'AMD serial D+G' in open(paths['markdown']).read()
-
-    lines.clear()
-    assert len(ProtocolRun(p, out, log=lines.append).run()) == len(records)
-    assert lines == []
+def test_quickstart_on_a_few_clips(tmp_path, capsys):
+    """tools/quickstart.py end to end (1 epoch per stage, 6 + 6 clips): both
+    students pre-trained, fine-tuned and tested, the summary written."""
+    import json
+    from tools.quickstart import main
+    work = tmp_path / 'demo'
+    main(['--work-dir', str(work), '--teacher-epochs', '1', '--student-epochs', '1',
+          '--finetune-epochs', '1', '--num-train', '6', '--num-val', '6'])
+    out = capsys.readouterr().out
+    assert 'AMD       student: top-1' in out and 'VideoMAE  student: top-1' in out
+    summary = json.load(open(work / 'demo_summary.json'))
+    assert set(summary['top1']) == {'AMD', 'VideoMAE'}
+    assert set(summary['losses']['amd_student']) == {'loss', 'loss_recon', 'loss_dir',
+                                                     'loss_gen'}
+    assert (work / 'amd_student' / 'epoch_1.pth').is_file()

@@ -234,7 +234,7 @@ def test_ranks_writing_the_same_log_keep_each_others_temporary_files(tmp_path):
     """Every rank dumps the test metrics to the same JSON log (mmengine's
     LoggerHook): a finished write must not delete a live writer's temporary
     file (it broke dist_test.sh), only a dead writer's leftover."""
-    from amd_mmaction.compat import _atomic_write
+    from amd_mmaction.weights.io import atomic_write
     sleeper = subprocess.Popen(['sleep', '60'])
     dead = subprocess.Popen(['true'])
     dead.wait()
@@ -245,7 +245,7 @@ def test_ranks_writing_the_same_log_keep_each_others_temporary_files(tmp_path):
         other_host = tmp_path / f'.log.json.{dead.pid}@{host}-elsewhere.abc.tmp'
         for f in (live, gone, other_host):
             f.write_text('partial')
-        _atomic_write(tmp_path / 'log.json', '{}', 'w')
+        atomic_write(tmp_path / 'log.json', '{}', 'w')
         assert (tmp_path / 'log.json').read_text() == '{}'
         assert live.exists() and other_host.exists() and not gone.exists()
     finally:

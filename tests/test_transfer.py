@@ -135,6 +135,22 @@ def test_official_videomae_format(tmp_path, wrapper):
     assert torch.equal(exported['backbone.blocks.0.attn.q_bias'], enc['blocks.0.attn.q_bias'])
 
 
+def test_export_reads_its_source_once(pretrain_ckpt, tmp_path, monkeypatch):
+    """Tensors and the heads the file records come from one read."""
+    import amd_mmaction.weights.formats as formats
+    reads, real = [], formats.load_checkpoint_file
+
+    def counted(path, *args, **kwargs):  # the real loader, counted
+        reads.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(formats, 'load_checkpoint_file', counted)
+    out = export_checkpoint(pretrain_ckpt, str(tmp_path / 'out.pth'), num_frames=8,
+                            img_size=64)
+    assert reads == [pretrain_ckpt]
+    assert out['num_heads_from'] == 'meta.cfg model.student.num_heads'
+
+
 def test_biased_qkv_splits_into_q_and_v_bias_exactly(tmp_path):
     """MAE-style qkv with a k bias: mmaction2 has no k bias, and dropping it
     leaves attention unchanged (softmax ignores a per-query constant)."""

@@ -9,8 +9,8 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from amd_mmaction.losses.pixel import tubelet_target
-from amd_mmaction.visualization import _tokens, read_scalars, unnormalise
+from amd_mmaction.heads import ReconstructionHead, patchify, tubelet_target, unnormalise
+from amd_mmaction.visualization import read_scalars
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
@@ -33,8 +33,25 @@ def trained(motion_data, tmp_path_factory):
 def test_unnormalise_inverts_the_loss_target(norm):
     pixels = torch.rand(1, 3, 4, 16, 16)
     target = tubelet_target(pixels, 2, 8, norm=norm)[0]  # (N, 2*8*8*3)
-    tok = _tokens(pixels[0], 2, 8)  # (N, 128, 3)
+    tok = patchify(pixels, 2, 8)[0]  # (N, 128, 3)
     assert torch.allclose(unnormalise(target, tok, norm), tok, atol=1e-4)
+
+
+@pytest.mark.parametrize('norm', ['channel', 'patch', 'none'])
+def test_head_owns_patchify_target_and_loss(norm):
+    head = ReconstructionHead(target_norm=norm, tubelet_size=2, patch_size=8)
+    pixels = torch.rand(2, 3, 4, 16, 16)
+    tok = head.patchify(pixels)
+    assert tok.shape == (2, 8, 128, 3)
+    assert torch.equal(head.unpatchify(tok, pixels.shape[1:]), pixels)  # exact round trip
+    # token 5 = (t 1, h 0, w 1): its first value is pixel (c 0, t 2, y 0, x 8)
+    assert tok[1, 5, 0, 0] == pixels[1, 0, 2, 0, 8]
+    assert torch.equal(head.target(pixels), tubelet_target(pixels, 2, 8, norm=norm))
+    mask_idx = torch.tensor([[0, 3, 6], [1, 2, 7]])
+    pred = torch.randn(2, 3, 384)
+    want = ((pred - head.target(pixels).gather(
+        1, mask_idx[..., None].expand(-1, -1, 384))) ** 2).mean()
+    torch.testing.assert_close(head.loss(pred, pixels, mask_idx), want)
 
 
 def test_reconstruction_png(trained, motion_data, tmp_path):
@@ -72,4 +89,4 @@ def test_loss_curves_png(trained, tmp_path):
     img = cv2.imread(out)
     assert img.shape == (300, 600, 3) and img.std() > 5
     with pytest.raises(KeyError, match="have no \\['loss_dir'\\] values"):
-        plot_loss_curves.main([trained['work'], '--out', out, '--keys', 'loss_dir'])
+        plot_loss_curves.main([trained['work'], '--out', out, '--keys', 'loss_dir', '--force'])

@@ -4,11 +4,15 @@ VisionTransformer checkpoint for ``load_from``.
 
     python tools/export_checkpoint.py PRETRAIN.pth OUT.pth \
         [--num-frames 16] [--img-size 224] [--num-heads 12] \
-        [--fc-norm-from-norm] [--no-strict] [--trust-checkpoint PRETRAIN.pth]
+        [--fc-norm-from-norm] [--no-strict] [--drop-classifier]
+        [--trust-checkpoint PRETRAIN.pth] [--force]
 
-Prints what was carried over, rebuilt (position table), freshly
-initialised (fc_norm) and dropped. Decoder, aligner/generator and teacher
-weights are never written.
+Prints what was carried over, kept, rebuilt (position table), newly
+initialised (fc_norm) and dropped: every tensor of the source is in one of
+them. Decoder, aligner/generator and teacher weights are never written. A
+fine-tuned checkpoint exported again (e.g. for another clip length) keeps
+its trained fc_norm and its classifier (``cls_head.*``); ``--drop-classifier``
+leaves the classifier behind (to fine-tune on another label set).
 """
 import argparse
 import os.path as osp
@@ -18,6 +22,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
 from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
 from amd_mmaction.weights import export_checkpoint  # noqa: E402
+from amd_mmaction.weights.mmaction import describe_report  # noqa: E402
+from amd_mmaction.engine.cli import (add_force_argument, atomic_output,  # noqa: E402
+                                     check_output, run_main)
 
 
 def parse_args(argv=None):
@@ -37,7 +44,12 @@ def parse_args(argv=None):
                         '(default: fresh, as VideoMAE fine-tuning)')
     p.add_argument('--no-strict', action='store_true',
                    help='drop checkpoint weights the target has no place for')
+    p.add_argument('--drop-classifier', action='store_true',
+                   help="a fine-tuned checkpoint's classifier (cls_head.*) is not written "
+                        '(to fine-tune on another label set); its trained fc_norm is '
+                        'kept either way')
     add_trust_argument(p)
+    add_force_argument(p)
     return p.parse_args(argv)
 
 
@@ -49,21 +61,23 @@ def main(argv=None):
         backbone['num_heads'] = args.num_heads
     if args.no_mean_pooling:
         backbone['use_mean_pooling'] = False
-    try:
-        out = export_checkpoint(args.src, args.dst, num_frames=args.num_frames,
-                                img_size=args.img_size,
-                                fc_norm_from_norm=args.fc_norm_from_norm,
-                                strict=not args.no_strict, **backbone)
-    except (FileNotFoundError, ValueError) as err:  # CheckpointMismatch too
+    try:  # never over SRC, nor over an existing DST without --force; DST written atomically
+        check_output(args.dst, [args.src], args.force)
+        with atomic_output(args.dst) as tmp:
+            out = export_checkpoint(args.src, tmp, num_frames=args.num_frames,
+                                    img_size=args.img_size,
+                                    fc_norm_from_norm=args.fc_norm_from_norm,
+                                    strict=not args.no_strict,
+                                    keep_classifier=not args.drop_classifier, **backbone)
+        out['path'] = args.dst
+    except (FileNotFoundError, ValueError) as err:  # CheckpointMismatch, OutputRefused too
         raise SystemExit(f'export failed: {err}') from err
     print(f'backbone: {out["backbone"]} (num_heads: {out["num_heads_from"]})')
-    print(f'carried over: {len(out["carried"])} tensors')
-    print(f'rebuilt for {args.num_frames}x{args.img_size}: {out["rebuilt"]}')
-    print(f'freshly initialised: {out["fresh"]}')
-    print(f'dropped: {out["dropped"] + out["unexpected"]}')
+    for line in describe_report(out, f'{args.num_frames}x{args.img_size}'):
+        print(line)
     print(f'wrote {args.dst}')
     return out
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -5,6 +5,7 @@ model.safetensors, no pickle.
 
     python tools/export_hf.py SRC OUT_DIR [--num-frames 16] [--img-size 224]
         [--num-heads 12] [--norm-eps 1e-6] [--labels classes.txt]
+        [--trust-checkpoint SRC] [--force]
 
 Heads, clip size and norm eps default to the config saved in SRC; heads
 must be given for checkpoints without one. --labels: one class name per
@@ -21,6 +22,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
 from amd_mmaction.weights.hf_export import export_hf  # noqa: E402
+from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
+from amd_mmaction.engine.cli import (add_force_argument, atomic_output,  # noqa: E402
+                                     check_output, run_main)
 
 
 def parse_args(argv=None):
@@ -32,15 +36,21 @@ def parse_args(argv=None):
     p.add_argument('--num-heads', type=int)
     p.add_argument('--norm-eps', type=float)
     p.add_argument('--labels', help='text file, one class name per line')
+    add_trust_argument(p)
+    add_force_argument(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        out = export_hf(args.src, args.out_dir, num_frames=args.num_frames,
-                        img_size=args.img_size, num_heads=args.num_heads,
-                        norm_eps=args.norm_eps, labels=args.labels)
+    trust_checkpoints(args.trust_checkpoint)
+    try:  # never over SRC or the labels, nor over existing files without --force
+        check_output(args.out_dir, [args.src, args.labels], args.force,
+                     files=['config.json', 'model.safetensors'])
+        with atomic_output(args.out_dir, folder=True) as tmp:
+            out = export_hf(args.src, tmp, num_frames=args.num_frames,
+                            img_size=args.img_size, num_heads=args.num_heads,
+                            norm_eps=args.norm_eps, labels=args.labels)
     except (FileNotFoundError, ValueError, OSError) as err:
         raise SystemExit(f'export failed: {err}') from err
     cfg = out['config']
@@ -51,4 +61,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

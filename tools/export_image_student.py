@@ -18,6 +18,8 @@ from mmengine.config import Config  # noqa: E402
 
 from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
 from amd_mmaction.transfer.image import export_image_student  # noqa: E402
+from amd_mmaction.engine.cli import (add_force_argument, atomic_output,  # noqa: E402
+                                     check_output, run_main)
 
 
 def main(argv=None):
@@ -26,11 +28,16 @@ def main(argv=None):
     p.add_argument('checkpoint', help='its pre-training checkpoint')
     p.add_argument('out', help='load_from-ready file to write (backbone.* keys)')
     add_trust_argument(p)
+    add_force_argument(p)
     args = p.parse_args(argv)
     trust_checkpoints(args.trust_checkpoint)
+    # never over the config or checkpoint, nor over an existing file without --force
+    check_output(args.out, [args.config, args.checkpoint], args.force)
     student = Config.fromfile(args.config).model.student.to_dict()
-    print(export_image_student(args.checkpoint, student, args.out))
+    with atomic_output(args.out) as tmp:
+        export_image_student(args.checkpoint, student, tmp)
+    print(args.out)
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

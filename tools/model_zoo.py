@@ -1,7 +1,7 @@
 """Model-zoo table and metafile for a list of configs.
 
     python tools/model_zoo.py configs/pretrain/*.py configs/tiny/*.py \
-        --out-md docs/model_zoo.md --out-yaml metafile.yml [--no-speed]
+        --out-md docs/model_zoo.md --out-yaml metafile.yml [--no-speed] [--force]
     python tools/model_zoo.py CFG --checkpoints CFG=ckpt.pth --eval
 
 Teacher checkpoints that are not on disk are replaced by random teachers
@@ -19,6 +19,9 @@ from mmengine.config import DictAction  # noqa: E402
 
 from amd_mmaction.benchmark.zoo import (UnsupportedConfig, markdown_table, metafile,
                                         zoo_row)  # noqa: E402
+from amd_mmaction.engine.cli import (add_force_argument, atomic_output,  # noqa: E402
+                                     check_output, run_main)
+from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
 
 
 def main(argv=None):
@@ -33,7 +36,10 @@ def main(argv=None):
     p.add_argument('--out-yaml', default='metafile.yml')
     p.add_argument('--work-dir', default='work_dirs/model_zoo')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    add_trust_argument(p)
+    add_force_argument(p)
     args = p.parse_args(argv)
+    trust_checkpoints(args.trust_checkpoint)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -48,6 +54,11 @@ def main(argv=None):
     unknown = set(ckpts) - {osp.normpath(c) for c in args.configs}
     if unknown:
         p.error(f'--checkpoints names configs not in the list: {sorted(unknown)}')
+    if osp.realpath(args.out_md) == osp.realpath(args.out_yaml):
+        p.error(f'--out-md and --out-yaml are the same file: {args.out_md}')
+    # never over a config or checkpoint, nor over existing files without --force
+    for out, what in ((args.out_md, '--out-md'), (args.out_yaml, '--out-yaml')):
+        check_output(out, list(args.configs) + list(ckpts.values()), args.force, what=what)
     rows = []
     for cfg in args.configs:
         if osp.basename(cfg).startswith('_'):
@@ -63,12 +74,12 @@ def main(argv=None):
         print(f'{row["name"]}: {row["params"] / 1e6:.2f} M params, '
               f'{row["flops"] / 1e9:.2f} GFLOPs, {row["views"]} views', flush=True)
         rows.append(row)
-    with open(args.out_md, 'w') as f:
-        f.write(markdown_table(rows))
-    with open(args.out_yaml, 'w') as f:
-        f.write(metafile(rows))
+    table = markdown_table(rows, link_from=osp.dirname(osp.abspath(args.out_md)))
+    for out, text in ((args.out_md, table), (args.out_yaml, metafile(rows))):
+        with atomic_output(out) as tmp, open(tmp, 'w') as f:
+            f.write(text)
     print(f'wrote {args.out_md} and {args.out_yaml}')
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -12,6 +12,11 @@ The checkpoint must fit the model exactly (a missing or extra weight is an
 error naming the keys: a pre-training checkpoint given here would otherwise
 test a randomly initialised head); ``--no-strict`` warns instead, as
 mmaction2 does.
+
+The run holds the work dir's lock for its whole life, as tools/train.py
+(a second run there fails at once, naming the holder); a refusal
+(untrusted or unreadable checkpoint, weights that do not fit, a locked
+work dir) is one line on stderr, exit 1.
 """
 import argparse
 import os
@@ -22,7 +27,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import amd_mmaction  # noqa: E402,F401  (patches the stack, registers modules)
 from amd_mmaction.weights.io import add_trust_argument, trust_checkpoints  # noqa: E402
 import amd_mmaction.evaluation.results_json  # noqa: E402,F401  (DumpResultsJSON)
-from amd_mmaction.engine.cli import cpu_distributed, load_config  # noqa: E402
+from amd_mmaction.engine import preflight  # noqa: E402
+from amd_mmaction.engine.cli import (CommandError, check_output, cpu_distributed,  # noqa: E402
+                                     load_config, run_main, work_dir_lock)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dist import get_rank  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -53,6 +60,8 @@ def parse_args(argv=None):
             p.error(f'--dump {args.dump!r}: the file must end with one of {sorted(DUMPS)}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         p.error(f'checkpoint {args.checkpoint!r} does not exist')
+    if args.dump:  # an existing dump is replaced (a re-test), an input never
+        check_output(args.dump, [args.config, args.checkpoint], force=True, what='--dump')
     return args
 
 
@@ -79,7 +88,7 @@ def load_strictly(runner, args) -> None:
         except RuntimeError as err:
             if 'do not match' not in str(err):  # mmengine's strict key check
                 raise
-            raise SystemExit(
+            raise CommandError(
                 f'checkpoint {args.checkpoint!r} does not fit the model of {args.config}: '
                 f'{err}\nA pre-training checkpoint must be exported '
                 '(tools/export_checkpoint.py) and fine-tuned first; --no-strict '
@@ -91,9 +100,13 @@ def main(argv=None):
     args = parse_args(argv)
     trust_checkpoints(args.trust_checkpoint)
     cfg = build_config(args)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    load_strictly(runner, args)
-    metrics = runner.test()
+    with work_dir_lock(cfg, 'tools/test.py'):  # one run per work dir, as tools/train.py
+        # unreadable, untrusted: refused before the Runner writes its log folder
+        if '://' not in args.checkpoint:
+            preflight.read(args.checkpoint)
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        load_strictly(runner, args)
+        metrics = runner.test()
     if get_rank() == 0:
         print('test metrics: ' + ', '.join(f'{k}={v:.4f}' if isinstance(v, float) else
                                            f'{k}={v}' for k, v in metrics.items()))
@@ -103,4 +116,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

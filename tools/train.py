@@ -2,6 +2,12 @@
 
     python tools/train.py configs/tiny/amd_tiny_motion.py [--work-dir D]
         [--resume [CKPT]] [--amp] [--cfg-options k=v ...] [--launcher pytorch]
+
+One run per work dir: the run holds an OS lock on ``<work dir>/.lock`` for
+its whole life (``amd_mmaction/engine/lock.py``; in a distributed job rank 0
+holds it for all ranks); a second run there fails at once, naming the
+holder. A refusal (``--resume`` / ``load_from`` checks, an untrusted
+checkpoint, a locked work dir, a full disk) is one line on stderr, exit 1.
 """
 import argparse
 import os
@@ -15,7 +21,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from amd_mmaction.engine import preflight  # noqa: E402
-from amd_mmaction.engine.cli import cpu_distributed, load_config  # noqa: E402
+from amd_mmaction.engine.cli import (cpu_distributed, load_config, run_main,  # noqa: E402
+                                     work_dir_lock)
 
 
 def parse_args(argv=None):
@@ -59,21 +66,22 @@ def main(argv=None):
     args = parse_args(argv)
     trust_checkpoints(args.trust_checkpoint)
     cfg = build_config(args)
-    try:  # before the Runner, which writes into the work dir as it is built
-        if cfg.get('resume'):
-            ckpt = preflight.resume_target(cfg, cfg.get('load_from'), args.allow_fresh)
-            cfg.resume, cfg.load_from = ckpt is not None, ckpt
-        preflight.check_load_from(cfg)
-    except preflight.RunFinished as done:  # exit 0: nothing was asked that is not done
-        print(done)
-        return None
-    except preflight.RunRefused as err:
-        raise SystemExit(f'train.py: {err}') from err
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
-        __import__('mmengine.registry', fromlist=['RUNNERS']).RUNNERS.build(cfg)
-    runner.train()
+    # one run per work dir, taken before anything is read or written there
+    # (the Runner writes its config copy and a log folder as it is built)
+    with work_dir_lock(cfg, 'tools/train.py'):
+        try:
+            if cfg.get('resume'):
+                ckpt = preflight.resume_target(cfg, cfg.get('load_from'), args.allow_fresh)
+                cfg.resume, cfg.load_from = ckpt is not None, ckpt
+            preflight.check_load_from(cfg)
+        except preflight.RunFinished as done:  # exit 0: nothing was asked that is not done
+            print(done)
+            return None
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
+            __import__('mmengine.registry', fromlist=['RUNNERS']).RUNNERS.build(cfg)
+        runner.train()
     return runner
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -34,10 +34,10 @@ def ablate(model, x, samples, repeats: int = 5, clock: str = 'wall'
            ) -> 'OrderedDict[str, Dict]':
     """Per optimisation: seconds per step the plain and the fast way, and
     how many times the piece runs in one step."""
-    x, mask_stu = model._prepare(x, samples)
+    x, mask_stu = model.unpack(x, samples)
     st, dec, al, tea = model.student, model.decoder, model.aligner, model.teacher
     vis_idx = mask_indices(~mask_stu)
-    mask_tea = model._stack_masks(samples, 'mask_tea', len(x), x.device)
+    mask_tea = model.stack_masks(samples, 'mask_tea', len(x), x.device)
     tea_idx = torch.cat([vis_idx, mask_indices(mask_stu & ~mask_tea)], 1)
     out = OrderedDict()
 

@@ -133,13 +133,13 @@ def component_fns(model, x, samples) -> 'OrderedDict[str, Callable]':
     """Callables that run each component as it runs inside the step, on the
     step's own tensors: the teacher forward; encoder, decoder, generators
     and projections forward+backward."""
-    x, mask_stu = model._prepare(x, samples)
+    x, mask_stu = model.unpack(x, samples)
     vis_idx, mask_idx = mask_indices(~mask_stu), mask_indices(mask_stu)
     aligner, teacher = model.aligner, model.teacher
     taps = aligner.student_taps if aligner is not None else ()
     fns = OrderedDict()
     if teacher is not None:
-        mask_tea = model._stack_masks(samples, 'mask_tea', len(x), x.device)
+        mask_tea = model.stack_masks(samples, 'mask_tea', len(x), x.device)
         diff_idx = mask_indices(mask_stu & ~mask_tea)
         tea_idx = torch.cat([vis_idx, diff_idx], 1)
         fns['teacher'] = lambda: teacher(x, tea_idx)

@@ -156,7 +156,10 @@ def _num(n, unit):
     return f'{n / unit:.2f}'
 
 
-def markdown_table(rows: List[Dict]) -> str:
+def markdown_table(rows: List[Dict], link_from: Optional[str] = None) -> str:
+    """The rows as a Markdown table; ``link_from``: the folder of the file it
+    is written to, so that the config links resolve from there (as given
+    otherwise)."""
     lines = ['| config | kind | params (M) | teacher params (M) | GFLOPs | views '
              '| clips/s | top-1 (%) | notes |',
              '|---|---|---:|---:|---:|---:|---:|---:|---|']
@@ -164,7 +167,9 @@ def markdown_table(rows: List[Dict]) -> str:
         cps = f'{r["clips_per_s"]:.3g}' if r.get('clips_per_s') else ''
         top1 = f'{100 * r["top1"]:.2f}' if r.get('top1') is not None else ''
         notes = r['note']
-        lines.append(f'| [{r["name"]}]({r["config"]}) | {r["kind"]} | {_num(r["params"], 1e6)} '
+        link = (osp.relpath(osp.abspath(r['config']), osp.abspath(link_from))
+                if link_from is not None else r['config'])
+        lines.append(f'| [{r["name"]}]({link}) | {r["kind"]} | {_num(r["params"], 1e6)} '
                      f'| {_num(r["teacher_params"], 1e6) if r["teacher_params"] else ""} '
                      f'| {_num(r["flops"], 1e9)} | {r["views"]} | {cps} | {top1} | {notes} |')
     lines += ['', TABLE_KEY]

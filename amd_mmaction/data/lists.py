@@ -15,6 +15,8 @@ import os.path as osp
 import re
 from typing import List, NamedTuple, Optional, Tuple
 
+from amd_mmaction.data.probe import BadClipError, probe_video
+
 # a single field that is "<path><sep><int>" with a separator mmaction2
 # would not split on (the configured delimiter is handled before)
 _OTHER_SEP = re.compile(r'(.*?\S)\s*([,;|]|\s)\s*(-?\d+)')
@@ -141,7 +143,6 @@ def check_video_list(list_file: str, data_prefix: Optional[str] = '',
     or 0 bytes; with ``probe`` also one PyAV cannot open or that has no
     frames. An empty list is an error; a missing list ``FileNotFoundError``.
     """
-    from amd_mmaction.data.robust import BadClipError, probe_video  # robust imports this module
     out, errors, total = [], [], 0
     for entry, err in scan_video_list(list_file, data_prefix, num_classes, False, delimiter,
                                       require_label, check_files):

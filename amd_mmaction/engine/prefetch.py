@@ -47,6 +47,11 @@ class PrefetchLoader:
     exception raised while preparing a batch is raised in the consumer at
     that batch, with its original traceback. Leaving the loop early stops
     the thread after the batch it is preparing.
+
+    Batches made ahead draw their random numbers before the training thread
+    reaches them (before a checkpoint saved in between, too):
+    ``ResumableEpochBasedTrainLoop`` records the pipeline's state with each
+    batch, and checkpoints hold the state after the last *trained* one.
     """
 
     def __init__(self, loader, depth: int = 2):

@@ -7,6 +7,8 @@ Runner writes its config copy and a log folder as soon as it is built).
 * ``load_from`` of a pre-training checkpoint in a fine-tuning config
   (nothing would load: the backbone would train from random weights).
 """
+import glob
+import os
 import os.path as osp
 import shlex
 from typing import Optional
@@ -29,11 +31,25 @@ class RunFinished(Exception):
     """``--resume`` of a run that has already trained all its epochs."""
 
 
-def read(path: str) -> dict:
+def checkpoints_in(folder: str) -> list:
+    """The ``.pth`` files directly in ``folder``, oldest first (by mtime)."""
+    paths = glob.glob(osp.join(glob.escape(folder), '*.pth'))
+    return sorted(paths, key=lambda p: (osp.getmtime(p), p))
+
+
+def read(path: str, what: str = 'checkpoint') -> dict:
     """A checkpoint through mmengine's loader: the door ``load_from`` and
     ``--resume`` themselves use, with its safety policy."""
+    if osp.isdir(path):
+        found = [osp.basename(p) for p in checkpoints_in(path)]
+        held = (f'it holds {", ".join(found)}, e.g. {osp.join(path, found[-1])}' if found
+                else 'it holds no .pth file')
+        how = (f'To resume the latest checkpoint of a work dir use --work-dir {path} --resume '
+               f'(no path: it reads {osp.join(path, "last_checkpoint")}), or name a '
+               'checkpoint file' if what.startswith('--resume') else 'Name a checkpoint file')
+        raise RunRefused(f'{what} {path} is a folder, not a checkpoint file. {how} ({held})')
     if not osp.isfile(path):
-        raise RunRefused(f'checkpoint {path} does not exist')
+        raise RunRefused(f'{what} {path} does not exist')
     try:
         ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     except (ValueError, RuntimeError) as err:  # unreadable, untrusted: the loader says which
@@ -61,6 +77,14 @@ def resume_target(cfg, explicit: Optional[str], allow_fresh: bool = False) -> Op
         except FileNotFoundError as err:
             raise RunRefused(f'--resume: {err}') from err
         if path is None:
+            unrecorded = checkpoints_in(work_dir) if osp.isdir(work_dir) else []
+            if unrecorded:  # e.g. a run killed while it wrote its first last_checkpoint
+                names = ', '.join(osp.basename(p) for p in unrecorded)
+                raise RunRefused(
+                    f'--resume: {work_dir} has no last_checkpoint, but it holds {names} '
+                    '(a run killed before it recorded its first checkpoint leaves this). '
+                    f'Resume one by name: --resume {unrecorded[-1]}; or train from scratch '
+                    'in another --work-dir (starting fresh here would replace them)')
             if allow_fresh:
                 print(f'--resume --allow-fresh: no checkpoint in {work_dir}, starting from scratch')
                 return None
@@ -71,10 +95,48 @@ def resume_target(cfg, explicit: Optional[str], allow_fresh: bool = False) -> Op
                 'is no checkpoint')
     else:
         path = explicit
-    ckpt = read(path)
+    ckpt = read(path, '--resume:')
     _check_finished(cfg, path, ckpt.get('meta') or {})
-    check_fits_model(cfg, path, _state(ckpt))
+    check_fits_model(cfg, path, _state(ckpt), ckpt.get('meta') or {})
+    check_disk_room(cfg, path)
     return path
+
+
+# room for the logs, the config copy and the scalars of a resumed run
+LOG_ROOM = 1 << 20
+
+
+def check_disk_room(cfg, path: str) -> None:
+    """Refuse a resume whose next checkpoint cannot fit on the work dir's
+    disk (free space < the size of the checkpoint it resumes, plus 1 MiB for
+    logs): it would train until its first save and fail there, or fail at
+    once writing its config copy. With ``delete_before_save=True`` the
+    previous checkpoint's room counts as free."""
+    from amd_mmaction.engine.hooks.checkpoint import full_disk_hint
+    hook = ((cfg.get('default_hooks') or {}).get('checkpoint') or {})
+    out_dir = hook.get('out_dir') or cfg.work_dir
+    if '://' in str(out_dir) or '://' in str(path):
+        return
+    folder = out_dir
+    while folder and not osp.isdir(folder):
+        folder = osp.dirname(folder)
+    try:
+        st = os.statvfs(folder or '.')
+        size = osp.getsize(path)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    keep = hook.get('max_keep_ckpts', -1)
+    delete_first = bool(hook.get('delete_before_save')) and keep == 1
+    room = free + (size if delete_first else 0)
+    if room >= size + LOG_ROOM:
+        return
+    mib = 1 << 20
+    raise RunRefused(
+        f'--resume: the disk of {out_dir} has {free / mib:.1f} MiB free, but the next '
+        f'checkpoint needs about {size / mib:.1f} MiB (the size of {path}) plus '
+        f'{LOG_ROOM / mib:.0f} MiB for logs: the run would stop at its first save. Nothing '
+        'was written' + full_disk_hint(keep, path, delete_first))
 
 
 def _check_finished(cfg, path: str, meta: dict) -> None:
@@ -88,7 +150,7 @@ def _check_finished(cfg, path: str, meta: dict) -> None:
                 f'--cfg-options train_cfg.{key}={total * 2}')
 
 
-def check_fits_model(cfg, path: str, state: dict) -> None:
+def check_fits_model(cfg, path: str, state: dict, meta: Optional[dict] = None) -> None:
     """Refuse a checkpoint whose weights do not fit the model ``cfg``
     builds (mmengine would warn per key, load what fits, then fail in the
     optimizer), naming every key and both shapes."""
@@ -103,8 +165,13 @@ def check_fits_model(cfg, path: str, state: dict) -> None:
               if isinstance(state[k], torch.Tensor) and state[k].shape != mine[k].shape]
     missing = sorted(params - set(state))
     unexpected = sorted(set(state) - set(mine))
+    # the teacher file and model shape the run was started with (checkpoint meta)
+    from amd_mmaction.engine.hooks.teacher_identity import resumed_identity_problem
+    identity = resumed_identity_problem(cfg, path, meta, model) if meta else None
     del model
     if not (shapes or missing or unexpected):
+        if identity:
+            raise RunRefused(f'{identity}. Nothing in the work dir was changed.')
         return
     def listed(items, n=40):
         return '; '.join(items[:n]) + (f'; ... and {len(items) - n} more' if len(items) > n else '')
@@ -123,15 +190,26 @@ def check_fits_model(cfg, path: str, state: dict) -> None:
 
 
 def check_load_from(cfg) -> None:
-    """Refuse ``load_from`` of a pre-training checkpoint in a config whose
+    """Read ``load_from`` (any config): missing, unreadable and untrusted
+    files are refused before the Runner exists. Then refuse ``load_from``
+    of a pre-training checkpoint in a config whose
     model has a ``backbone`` (a fine-tuning Recognizer3D): its keys
     (student.*, encoder.*) match none of backbone.*, so mmengine would load
     nothing and train from random weights. The message gives the export
     command for this config."""
     path = cfg.get('load_from')
-    if not path or cfg.get('resume') or 'backbone' not in (cfg.get('model') or {}):
+    if not path or cfg.get('resume') or '://' in str(path):
         return
-    state = _state(read(path))
+    # read for every model: a missing, unreadable or untrusted file is refused
+    # here, before the Runner writes anything
+    ckpt = read(path, 'load_from:')
+    if 'backbone' not in (cfg.get('model') or {}):
+        return
+    from amd_mmaction.weights.head_count import backbone_heads_problem
+    problem = backbone_heads_problem(cfg.model.backbone, ckpt, path)  # heads: no shape shows them
+    if problem:
+        raise RunRefused(f'load_from={path}: {problem}. Nothing was written')
+    state = _state(ckpt)
     keys = [k for k in state if isinstance(k, str)]
     if any(k.startswith('backbone.') for k in keys):
         return

@@ -1,4 +1,4 @@
 from amd_mmaction.losses.feature import FeatureAlignmentLoss
-from amd_mmaction.losses.pixel import PixelReconstructionLoss, tubelet_target
+from amd_mmaction.losses.pixel import PixelReconstructionLoss
 
-__all__ = ['FeatureAlignmentLoss', 'PixelReconstructionLoss', 'tubelet_target']
+__all__ = ['FeatureAlignmentLoss', 'PixelReconstructionLoss']

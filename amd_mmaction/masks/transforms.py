@@ -36,6 +36,22 @@ class AsymmetricTubeMask(BaseTransform):
             self.grid, mode, student_ratio, teacher_ratio)
         self.rng = (np.random.default_rng(seed) if seed is not None else None)
 
+    def get_rng_state(self):
+        """The state of the mask's own generator (``seed`` given), else None:
+        unseeded masks draw from numpy's global state. Saved in checkpoints
+        for exact resume (``amd_mmaction.engine.rng_state``)."""
+        return None if self.rng is None else self.rng.bit_generator.state
+
+    def set_rng_state(self, state) -> None:
+        if (state is None) != (self.rng is None):
+            raise ValueError(
+                f'AsymmetricTubeMask: the saved mask generator state is '
+                f'{"absent" if state is None else "present"}, but this mask is '
+                f'{"seeded" if self.rng is not None else "unseeded"}: the mask '
+                'seed in the config changed since the checkpoint was written')
+        if state is not None:
+            self.rng.bit_generator.state = state
+
     def _rng(self):
         if self.rng is not None:
             return self.rng

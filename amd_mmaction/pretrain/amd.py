@@ -7,8 +7,6 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 
 from mmaction.registry import MODELS
-from amd_mmaction.losses.pixel import tubelet_target
-from amd_mmaction.student.vit import gather_tokens
 
 
 def mask_indices(mask: torch.Tensor) -> torch.Tensor:
@@ -35,8 +33,9 @@ class AMDPretrainer(BaseModel):
         alignment: FeatureAligner config (dims, heads, taps filled in from
             student and teacher); needed iff ``teacher`` is given.
             ``manner='none'`` drops both: plain VideoMAE.
-        pixel_loss: reconstruction loss config (``target_norm='none'``:
-            raw 0-1 tubelet targets, the authors' ``normlize_target`` off).
+        head: ReconstructionHead config: the pixel target (``target_norm``;
+            ``'none'``: raw 0-1 tubelets, the authors' ``normlize_target``
+            off) and the pixel loss; token shape filled in from the student.
         recfac: factor of the reconstruction loss (the authors' ``recfac``;
             ``dirfac``/``genfac`` are alignment keys).
         nonfinite: what to do with a non-finite loss before the optimizer
@@ -51,9 +50,14 @@ class AMDPretrainer(BaseModel):
 
     def __init__(self, student: dict, decoder: dict, teacher: Optional[dict] = None,
                  alignment: Optional[dict] = None,
-                 pixel_loss: dict = dict(type='PixelReconstructionLoss'),
+                 head: dict = dict(type='ReconstructionHead'),
                  data_preprocessor: Optional[dict] = None, nonfinite: str = 'stop',
-                 recfac: float = 1.0, init_cfg=None):
+                 recfac: float = 1.0, init_cfg=None, pixel_loss: Optional[dict] = None):
+        if pixel_loss is not None:
+            raise ValueError(
+                'model.pixel_loss was replaced by model.head: write '
+                "head=dict(type='ReconstructionHead', target_norm=<pixel_loss.target_norm>, "
+                f"loss=dict(type='PixelReconstructionLoss', ...)) (got pixel_loss={pixel_loss})")
         if data_preprocessor is None:
             data_preprocessor = dict(type='mmaction.ActionDataPreprocessor',
                                      mean=[123.675, 116.28, 103.53],
@@ -73,7 +77,8 @@ class AMDPretrainer(BaseModel):
         self.decoder = MODELS.build(dict(
             decoder, in_dims=self.student.embed_dims, num_tokens=self.student.num_tokens,
             out_dims=self.student.tubelet_size * self.student.patch_size ** 2 * 3))
-        self.pixel_loss = MODELS.build(pixel_loss)
+        self.head = MODELS.build(dict(head, tubelet_size=self.student.tubelet_size,
+                                      patch_size=self.student.patch_size))
         if alignment is not None and alignment.get('manner') == 'none':
             teacher = alignment = None  # plain VideoMAE: no teacher is built
         if (teacher is None) != (alignment is None):
@@ -113,7 +118,7 @@ class AMDPretrainer(BaseModel):
         return self
 
     # -- data ----------------------------------------------------------------
-    def _pixels(self, x: torch.Tensor) -> torch.Tensor:
+    def pixels(self, x: torch.Tensor) -> torch.Tensor:
         """Undo the data preprocessor's normalisation: 0-1 pixels."""
         dp = self.data_preprocessor
         if getattr(dp, '_enable_normalize', False):
@@ -121,7 +126,9 @@ class AMDPretrainer(BaseModel):
         return x / 255.0
 
     @staticmethod
-    def _stack_masks(data_samples, key, n_clips, device):
+    def stack_masks(data_samples, key: str, n_clips: int, device) -> torch.Tensor:
+        """The ``key`` masks (``'mask_stu'`` / ``'mask_tea'``) of the data
+        samples as one (n_clips, N) bool tensor (views flattened into clips)."""
         masks = [torch.as_tensor(np.asarray(getattr(ds, key))) for ds in data_samples]
         m = torch.stack(masks).to(device=device, dtype=torch.bool)
         return m.reshape(n_clips, -1)
@@ -133,21 +140,23 @@ class AMDPretrainer(BaseModel):
             return self.reconstruct(inputs, data_samples)
         raise RuntimeError(f'AMDPretrainer supports mode "loss" and "tensor", got {mode!r}')
 
-    def _prepare(self, inputs, data_samples):
+    def unpack(self, inputs, data_samples):
+        """(inputs, data samples) -> (clips (B*views, C, T, H, W), student
+        mask (B*views, N) bool), checked against the student's grid."""
         if inputs.ndim == 6:  # (B, views, C, T, H, W): repeated augmentation
             inputs = inputs.flatten(0, 1)
         if data_samples is None or not hasattr(data_samples[0], 'mask_stu'):
             raise ValueError('data samples carry no mask_stu: add AsymmetricTubeMask '
                              'and PackActionInputs(algorithm_keys=("mask_stu", '
                              '"mask_tea")) to the pipeline')
-        mask_stu = self._stack_masks(data_samples, 'mask_stu', len(inputs), inputs.device)
+        mask_stu = self.stack_masks(data_samples, 'mask_stu', len(inputs), inputs.device)
         if mask_stu.shape[1] != self.student.num_tokens:
             raise ValueError(f'mask has {mask_stu.shape[1]} tokens, the student grid '
                              f'{self.student.grid} has {self.student.num_tokens}')
         return inputs, mask_stu
 
     def loss(self, inputs, data_samples) -> Dict[str, torch.Tensor]:
-        x, mask_stu = self._prepare(inputs, data_samples)
+        x, mask_stu = self.unpack(inputs, data_samples)
         if not torch.isfinite(x).all():
             per_clip = torch.isfinite(x.reshape(len(data_samples), -1)).all(1)
             bad = [i for i, ok in enumerate(per_clip.tolist()) if not ok]
@@ -161,13 +170,10 @@ class AMDPretrainer(BaseModel):
         latent, feats = self.student(x, vis_idx, taps=taps)
         pred = self.decoder(latent, vis_idx, mask_idx)
         with torch.no_grad():
-            target = tubelet_target(self._pixels(x).float(), self.student.tubelet_size,
-                                    self.student.patch_size,
-                                    norm=getattr(self.pixel_loss, 'target_norm', 'channel'))
-            target = gather_tokens(target, mask_idx)
-        losses = {'loss_recon': self.recfac * self.pixel_loss(pred, target)}
+            pixels = self.pixels(x)
+        losses = {'loss_recon': self.recfac * self.head.loss(pred, pixels, mask_idx)}
         if self._teacher is not None:
-            mask_tea = self._stack_masks(data_samples, 'mask_tea', len(x), x.device)
+            mask_tea = self.stack_masks(data_samples, 'mask_tea', len(x), x.device)
             diff_idx = mask_indices(mask_stu & ~mask_tea)
             if self.aligner.use_generation and diff_idx.shape[1] == 0:
                 raise ValueError(
@@ -181,7 +187,7 @@ class AMDPretrainer(BaseModel):
     def reconstruct(self, inputs, data_samples):
         """Pixel predictions for the masked tokens, as normalised tubelets,
         with the masks used: dict(pred, mask_idx, vis_idx)."""
-        x, mask_stu = self._prepare(inputs, data_samples)
+        x, mask_stu = self.unpack(inputs, data_samples)
         vis_idx, mask_idx = mask_indices(~mask_stu), mask_indices(mask_stu)
         latent, _ = self.student(x, vis_idx)
         return dict(pred=self.decoder(latent, vis_idx, mask_idx),

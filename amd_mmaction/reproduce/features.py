@@ -1,7 +1,7 @@
 """Frozen clip features of a pre-trained (or freshly initialised) encoder.
 
 Every clip of an mmaction2 ``VideoDataset`` list is decoded with decord
-through the *test* pipeline of a fine-tuning config (by default
+through the *test* pipeline of a fine-tuning config (by default the installed
 ``configs/tiny/finetune_tiny_motion.py``: 2 clips x 3 crops), so the frame
 sampling and crops of the evaluations live in that one config. Each view is
 encoded with all its tokens visible; its feature is the **mean over all
@@ -15,8 +15,9 @@ from typing import Iterator, Optional, Tuple
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VIEWS_CONFIG = osp.join(ROOT, 'configs', 'tiny', 'finetune_tiny_motion.py')
+from amd_mmaction.config_files import config_file
+
+VIEWS_CONFIG = config_file('tiny/finetune_tiny_motion.py')
 
 
 def views_pipeline(views_config: str = VIEWS_CONFIG) -> list:

@@ -108,11 +108,10 @@ def reconstruction_losses(model, ann_file: str, data_prefix: str, mask_ratio: fl
     trivial_zero_bound ((n-1)/n, the zero predictor's loss on a
     non-constant normalised tubelet; None for raw targets), clips).
     """
-    from amd_mmaction.losses.pixel import tubelet_target
     from amd_mmaction.student.vit import gather_tokens
     model.eval()
-    enc = model.student
-    norm = getattr(model.pixel_loss, 'target_norm', 'channel')
+    enc, head = model.student, model.head
+    norm = head.target_norm
     sums = dict(recon=0.0, trivial=0.0, count=0)
     done, rng = 0, np.random.default_rng(seed)
     for clips, _ in iter_clips(ann_file, data_prefix, views_config, batch_size):
@@ -124,7 +123,7 @@ def reconstruction_losses(model, ann_file: str, data_prefix: str, mask_ratio: fl
         pixels = torch.stack(clips).flatten(0, 1).repeat_interleave(num_masks, 0) / 255.0
         samples = [SimpleNamespace(mask_stu=m) for m in masks]
         out = model.reconstruct(x, samples)
-        target = tubelet_target(pixels.float(), enc.tubelet_size, enc.patch_size, norm=norm)
+        target = head.target(pixels.float())
         masked = gather_tokens(target, out['mask_idx'])
         sums['recon'] += float(((out['pred'].float() - masked) ** 2).sum())
         if norm == 'none':  # raw pixels: each channel's mean over the visible pixels
@@ -155,7 +154,7 @@ def run_teacher_gate(config, checkpoint: Optional[str], data: Dict[str, str],
 
     ``data``: dict(root, train, val) as written by ``make_motion_dataset``.
     ``mask_ratio``: None reads it from the config. The target normalisation
-    is the config's ``model.pixel_loss.target_norm``. Returns
+    is the config's ``model.head.target_norm``. Returns
     :func:`teacher_gate`'s dict plus target_norm, mask_ratio,
     train_probe_top1.
     """

@@ -1,51 +1,25 @@
-"""Low-label fine-tuning of a finished protocol v2 run (configs/reproduce/
-motion_protocol_v2_lowlabel.py, tools/reproduce_v2_lowlabel.py).
+"""Low-label fine-tuning of a finished protocol run (the addendum,
+configs/reproduce/motion_protocol_lowlabel.py; ``tools/reproduce.py lowlabel``).
 
-Every pre-trained student of the v2 run is fine-tuned again, with v2's
-recipe and multi-view test, on ``per_class`` train clips per class: one
-class-balanced draw per seed (``subset_seed + seed``), the same for every
-variant of that seed, so differences stay paired by seed. The v2 run is read,
-never written; this run keeps its own records, resumable the same way
-(a record names the v2 pre-training record it was built on).
+Every pre-trained student of the run is fine-tuned again, with the
+protocol's recipe and multi-view test, on ``per_class`` train clips per
+class: one class-balanced draw per seed (``subset_seed + seed``), the same
+for every variant of that seed, so differences stay paired by seed. The
+protocol run is read, never written; this run keeps its own records,
+resumable the same way (a record names the pre-training record it was built
+on, and the draw).
 """
 import copy
-import json
 import os
 import os.path as osp
-import sys
 from collections import defaultdict
 from typing import Dict, List, Optional
 
 import numpy as np
 
-from amd_mmaction.reproduce.v1_protocol import _merge
 from amd_mmaction.reproduce.protocol import seeds_of, stage_key, units
-from amd_mmaction.reproduce.runner import V2Run
-
-KEYS = ('per_class', 'subset_seed', 'finetune', 'workers')
-
-
-def load_lowlabel(path: str, overrides: Optional[dict] = None) -> dict:
-    """The addendum file as a dict; ValueError naming a wrong key."""
-    from mmengine.config import Config
-    raw = {k: v for k, v in Config.fromfile(path).to_dict().items() if k in KEYS}
-    unknown = sorted(set(overrides or {}) - set(KEYS))
-    if unknown:
-        raise ValueError(f'{path}: unknown key(s) {unknown}; the addendum has {KEYS}')
-    raw = _merge(raw, copy.deepcopy(overrides or {}))
-    missing = [k for k in KEYS if k not in raw]
-    if missing:
-        raise ValueError(f'{path}: missing key(s) {missing}; a low-label addendum needs {KEYS}')
-    for key in ('per_class', 'workers'):
-        if not isinstance(raw[key], int) or raw[key] < 1:
-            raise ValueError(f'{path}: {key} must be an int >= 1, got {raw[key]!r}')
-    if not isinstance(raw['subset_seed'], int):
-        raise ValueError(f'{path}: subset_seed must be an int, got {raw["subset_seed"]!r}')
-    for key in ('epochs', 'batch_size', 'val_interval'):
-        v = raw['finetune'].get(key)
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f'{path}: finetune.{key} must be an int >= 1, got {v!r}')
-    return raw
+from amd_mmaction.reproduce.records import RecordStore
+from amd_mmaction.reproduce.runner import ProtocolRun
 
 
 def balanced_subset(list_file: str, per_class: int, seed: int, out_file: str) -> Dict[int, int]:
@@ -75,35 +49,40 @@ def subset_key(seed: int) -> str:
     return stage_key(dict(kind='subset', variant='train', seed=seed))
 
 
-class LowLabelRun(V2Run):
-    """Low-label fine-tuning (``ll``: the addendum) of the v2 run in
-    ``base_out``, into ``out_dir``."""
+class LowLabelRun(ProtocolRun):
+    """Low-label fine-tuning (``ll``: the addendum) of the protocol run in
+    ``base_out``, into ``out_dir``. The base run's records (data, teacher,
+    students) are this run's parents."""
 
-    CHILD_KINDS = V2Run.CHILD_KINDS + ('lowlabel',)
+    CHILD_KINDS = ProtocolRun.CHILD_KINDS + ('lowlabel',)
 
     def __init__(self, ll: dict, base_out: str, out_dir: str, **kw):
-        with open(osp.join(base_out, 'protocol.json')) as f:
-            base_p = json.load(f)
-        self.base = V2Run(base_p, base_out, read_only=True)
+        base = RecordStore(base_out, read_only=True)
+        base_p = base.read_protocol()
         p = copy.deepcopy(base_p)
         p['evaluation'] = dict(p['evaluation'], finetune=ll['finetune'])
         p['workers'] = ll['workers']
         p['lowlabel'] = dict(per_class=ll['per_class'], subset_seed=ll['subset_seed'],
                              base=osp.abspath(base_out))
+        self.base_out = base_out
         self._data = None
-        super().__init__(p, out_dir, **kw)
+        super().__init__(p, out_dir, base=base, **kw)
 
-    # the v2 run's records (data, teacher, students) are this run's parents
-    def _load_records(self) -> Dict[str, dict]:
-        return {**self.base.records, **super()._load_records()}
-
-    def valid(self, key: str) -> Optional[dict]:
-        r = super().valid(key)
-        if r is not None and r.get('subset_key'):  # built on the current draw
-            sub = super().valid(r['subset_key'])
-            if sub is None or sub['id'] != r['subset_id']:
-                return None
-        return r
+    @classmethod
+    def reopen(cls, out_dir: str, base_out: Optional[str] = None, **kw) -> 'LowLabelRun':
+        """The low-label run of ``out_dir`` as it was saved (its
+        protocol.json); ``base_out``: where the protocol run lies now
+        (default: where it lay when this run was made)."""
+        p = RecordStore(out_dir, read_only=True).read_protocol()
+        base_out = base_out or p['lowlabel']['base']
+        if not osp.isfile(osp.join(base_out, 'protocol.json')):
+            raise FileNotFoundError(
+                f'{out_dir} was built on the protocol run {base_out}, which is not there '
+                '(no protocol.json); pass the folder where it is now (--from)')
+        ll = dict(p['lowlabel'], finetune=p['evaluation']['finetune'], workers=p['workers'])
+        run = cls(ll, base_out, out_dir, **kw)
+        run.p['lowlabel']['base'] = p['lowlabel']['base']  # as recorded, wherever it lies now
+        return run
 
     @property
     def data(self) -> dict:
@@ -114,9 +93,9 @@ class LowLabelRun(V2Run):
                 if self.valid(stage_key(dict(kind='pretrain', **u))) is not None]
         return done
 
-    def missing_students(self) -> List[str]:
+    def missing_students(self, outputs: bool = True) -> List[str]:
         return [stage_key(dict(kind='pretrain', **u)) for u in units(self.p)
-                if self.valid(stage_key(dict(kind='pretrain', **u))) is None]
+                if self.valid(stage_key(dict(kind='pretrain', **u)), outputs) is None]
 
     # -- stages --------------------------------------------------------
     def run_subset(self, stage):
@@ -142,8 +121,8 @@ class LowLabelRun(V2Run):
         missing = self.missing_students()
         if missing and not force:
             raise RuntimeError(
-                f'{self.base.out} lacks {len(missing)} pre-trained student(s) ({missing[:3]}'
-                f'{" ..." if len(missing) > 3 else ""}): finish the v2 run first '
+                f'{self.base_out} lacks {len(missing)} pre-trained student(s) ({missing[:3]}'
+                f'{" ..." if len(missing) > 3 else ""}): finish the protocol run first '
                 '(--force fine-tunes the students that are there)')
         seeds = sorted({u['seed'] for u in self.lowlabel_units()})
         for seed in seeds:
@@ -158,27 +137,13 @@ class LowLabelRun(V2Run):
             if self.valid(stage_key(stage)) is None:
                 self._run_stage(stage, stage_key(dict(kind='pretrain', **unit)))
 
-    def all_done(self) -> bool:
-        return not self.missing_students() and all(
-            self.valid(stage_key(dict(kind='lowlabel', **u))) is not None for u in units(self.p))
+    def all_done(self, outputs: bool = True) -> bool:
+        return not self.missing_students(outputs) and all(
+            self.valid(stage_key(dict(kind='lowlabel', **u)), outputs) is not None
+            for u in units(self.p))
 
     def plan(self) -> List[str]:
         seeds = sorted({s for v in self.p['variants'] for s in seeds_of(self.p, v)})
         return [subset_key(s) for s in seeds] + [
             stage_key(dict(kind='lowlabel', **u)) for u in units(self.p)]
 
-
-def worker_main(out_dir: str, index: int, count: int, log_level: str = 'WARNING'):
-    import amd_mmaction  # noqa: F401  (registers, patches the stack)
-    import torch
-    torch.set_num_threads(1)
-    with open(osp.join(out_dir, 'protocol.json')) as f:
-        p = json.load(f)
-    ll = dict(p['lowlabel'], finetune=p['evaluation']['finetune'], workers=p['workers'])
-    run = LowLabelRun(ll, p['lowlabel']['base'], out_dir, log=lambda m: print(m, flush=True),
-                      log_level=log_level, worker=index)
-    run.run_units(index, count)
-
-
-if __name__ == '__main__':
-    worker_main(sys.argv[1], int(sys.argv[3]), int(sys.argv[4]), sys.argv[2])

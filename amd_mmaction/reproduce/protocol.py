@@ -1,26 +1,64 @@
-"""Protocol v2 of the micro-scale reproduction (configs/reproduce/
-motion_protocol_v2.py): loading, checking, the stage plan and a cost
-estimate. See docs/reproduce.md, "Protocol v2"."""
+"""The micro-scale reproduction protocol (configs/reproduce/
+motion_protocol.py, protocol v2 in the results) and its low-label addendum
+(motion_protocol_lowlabel.py): loading, checking, the stage plan and cost
+estimates. See docs/reproduce.md."""
 import copy
+import os.path as osp
 from typing import Dict, List, Optional
 
-from amd_mmaction.reproduce.v1_protocol import MANNERS, MASKS, _merge
+from amd_mmaction.config_files import config_file
 
+# Alignment manners (amd_mmaction.alignment; 'none': plain VideoMAE) and
+# mask modes (amd_mmaction.masks.AsymmetricTubeMask) a variant may name.
+MANNERS = ('none', 'serial', 'parallel', 'direct', 'generation')
+MASKS = ('asymmetric', 'tube', 'symmetric')
 SECTIONS = ('data', 'target_norm', 'teacher', 'pretrain', 'evaluation', 'seeds',
             'variants', 'claims', 'workers')
 GROUPS = ('headline', 'ablation')
 TARGET_NORMS = ('channel', 'none')
 
 
+def merge(base: dict, over: dict) -> dict:
+    """A deep copy of ``base`` with ``over`` merged in: nested dicts merge
+    key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
 def _fail(source, msg):
     raise ValueError(f'{source}: {msg}')
+
+
+def resolve_config(config: str) -> str:
+    """A stage config named relative to ``configs/`` (``'tiny/x.py'``: the
+    copy installed with the package) or given as an absolute path."""
+    if osp.isabs(config):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config {config} does not exist')
+        return config
+    return config_file(config)
+
+
+def _check_config(source, where: str, config):
+    if not isinstance(config, str) or not config.endswith('.py'):
+        _fail(source, f"{where}={config!r}: expected a config file, a name under configs/ "
+                      "such as 'tiny/finetune_tiny_motion.py' or an absolute path")
+    try:
+        resolve_config(config)
+    except FileNotFoundError as err:
+        _fail(source, f'{where}: {err}')
 
 
 def check_protocol(p: dict, source: str = 'protocol') -> dict:
     """Raise ValueError naming the key and value that is wrong."""
     missing = [k for k in SECTIONS if k not in p]
     if missing:
-        _fail(source, f'missing section(s) {missing}; a v2 protocol needs {SECTIONS}')
+        _fail(source, f'missing section(s) {missing}; a protocol needs {SECTIONS}')
     d = p['data']
     if d.get('source') == 'synthetic':
         for name in ('num_pool', 'num_train', 'num_val', 'num_frames', 'size'):
@@ -47,6 +85,7 @@ def check_protocol(p: dict, source: str = 'protocol') -> dict:
             if not isinstance(v, int) or v < 1:
                 _fail(source, f'{stage}.{key} must be an int >= 1, got {v!r}')
     t = p['teacher']
+    _check_config(source, 'teacher.config', t.get('config'))
     if not isinstance(t.get('mask_ratio'), float) or not 0 < t['mask_ratio'] < 1:
         _fail(source, f'teacher.mask_ratio must be a float in (0, 1), got {t.get("mask_ratio")!r}')
     gate = t.get('gate', {})
@@ -55,6 +94,7 @@ def check_protocol(p: dict, source: str = 'protocol') -> dict:
             _fail(source, f'teacher.gate.{key} must be a positive number, got {gate.get(key)!r}')
     ft = p['evaluation'].get('finetune')
     if ft is not None:
+        _check_config(source, 'evaluation.finetune.config', ft.get('config'))
         for key in ('epochs', 'batch_size', 'val_interval'):
             if not isinstance(ft.get(key), int) or ft[key] < 1:
                 _fail(source, f'evaluation.finetune.{key} must be an int >= 1, got {ft.get(key)!r}')
@@ -88,7 +128,7 @@ def check_protocol(p: dict, source: str = 'protocol') -> dict:
 
 
 def load_protocol(path: str, quick: bool = False, overrides: Optional[dict] = None) -> dict:
-    """Read a v2 protocol file as a plain dict; ``quick`` applies its
+    """Read a protocol file as a plain dict; ``quick`` applies its
     ``quick`` section, ``overrides`` (nested dict) are applied last. A
     ``variants`` list in either selects students by name."""
     from mmengine.config import Config
@@ -103,7 +143,7 @@ def load_protocol(path: str, quick: bool = False, overrides: Optional[dict] = No
             continue
         part = copy.deepcopy(dict(part))
         keep = part.pop('variants', None)
-        p = _merge(p, part)
+        p = merge(p, part)
         if keep is not None:
             if not isinstance(keep, (list, tuple)):
                 _fail(path, f"{name}.variants selects students by name: a list such as "
@@ -154,7 +194,7 @@ def stage_key(stage: dict) -> str:
 
 
 # CPU seconds per training iteration at batch 8 (1 thread, idle 2-core
-# project machine, configs/tiny models; benchmark/protocol.py's COST), the
+# project machine, configs/tiny models; measured for protocol v1), the
 # teacher's 2-thread speed-up, per clip of feature extraction (2 x 3 views,
 # decode included) and of the gate (features + masked reconstruction).
 # The teacher and gate figures were measured by the first --quick run.
@@ -208,3 +248,42 @@ def estimate_seconds(p: dict, sizes: Optional[Dict[str, int]] = None) -> dict:
     students = unit_total / p['workers']
     return dict(teacher=teacher, gate=gate, students=students, units=len(units(p)),
                 total=teacher + gate + students)
+
+
+# -- the low-label addendum ------------------------------------------------
+LOWLABEL_KEYS = ('per_class', 'subset_seed', 'finetune', 'workers')
+
+
+def load_lowlabel(path: str, overrides: Optional[dict] = None) -> dict:
+    """The low-label addendum file as a dict; ValueError naming a wrong key."""
+    from mmengine.config import Config
+    raw = {k: v for k, v in Config.fromfile(path).to_dict().items() if k in LOWLABEL_KEYS}
+    unknown = sorted(set(overrides or {}) - set(LOWLABEL_KEYS))
+    if unknown:
+        _fail(path, f'unknown key(s) {unknown}; the addendum has {LOWLABEL_KEYS}')
+    raw = merge(raw, copy.deepcopy(overrides or {}))
+    missing = [k for k in LOWLABEL_KEYS if k not in raw]
+    if missing:
+        _fail(path, f'missing key(s) {missing}; a low-label addendum needs {LOWLABEL_KEYS}')
+    for key in ('per_class', 'workers'):
+        if not isinstance(raw[key], int) or raw[key] < 1:
+            _fail(path, f'{key} must be an int >= 1, got {raw[key]!r}')
+    if not isinstance(raw['subset_seed'], int):
+        _fail(path, f'subset_seed must be an int, got {raw["subset_seed"]!r}')
+    _check_config(path, 'finetune.config', raw['finetune'].get('config'))
+    for key in ('epochs', 'batch_size', 'val_interval'):
+        v = raw['finetune'].get(key)
+        if not isinstance(v, int) or v < 1:
+            _fail(path, f'finetune.{key} must be an int >= 1, got {v!r}')
+    return raw
+
+
+def estimate_lowlabel_seconds(ll: dict, num_classes: int, num_val: int, count: int) -> dict:
+    """Rough wall seconds of ``count`` low-label fine-tunings of
+    ``per_class x num_classes`` clips, over ``ll['workers']`` processes."""
+    ft = ll['finetune']
+    clips = ll['per_class'] * num_classes
+    per = (ft['epochs'] * -(-clips // ft['batch_size']) * COST['finetune']
+           + ft['epochs'] // ft['val_interval'] * num_val * COST['val_clip']
+           + num_val * COST['test_clip'] + COST['stage'])
+    return dict(clips=clips, units=count, total=per * count / ll['workers'])

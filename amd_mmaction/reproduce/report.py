@@ -1,7 +1,12 @@
-"""Tables, intervals and plots of a protocol v2 run, from its records:
-results.md, results.json, results.csv (one row per student), results.png
-(k-NN / linear probe / fine-tune per variant with 95% intervals, one dot per
-seed; fine-tuning curves; the teacher's loss curve)."""
+"""Tables, intervals and plots of a reproduction run (the protocol, or its
+low-label addendum), from its records: results.md, results.json,
+results.csv (one row per student), results.png (k-NN / linear probe /
+fine-tune per variant with 95% intervals, one dot per seed; fine-tuning
+curves; the teacher's loss curve).
+
+The report reads the records alone (not the checkpoints they name), so a
+copied run folder, such as the ones in docs/results/, gives the same report.
+"""
 import csv
 import json
 import os.path as osp
@@ -20,7 +25,7 @@ METRICS = (('knn_top1', 'k-NN', 'features'), ('linear_top1', 'linear probe', 'fe
 def per_seed(run, variant: str, metric: str, kind: str) -> Dict[int, float]:
     out = {}
     for seed in seeds_of(run.p, variant):
-        r = run.valid(stage_key(dict(kind=kind, variant=variant, seed=seed)))
+        r = run.valid(stage_key(dict(kind=kind, variant=variant, seed=seed)), outputs=False)
         if r is not None and metric in r:
             out[seed] = float(r[metric])
     return out
@@ -33,12 +38,20 @@ def _interval(values: List[float]):
     return paired_t_interval(values)
 
 
+def lowlabel_options(p: dict) -> dict:
+    """:func:`summarize`'s options for a low-label run (``p['lowlabel']``):
+    its fine-tuning column and curves; its wall time is its own."""
+    label = f"fine-tune, {p['lowlabel']['per_class']} labels/class"
+    return dict(metrics=[('finetune_top1', label, 'lowlabel')], curve_kind='lowlabel',
+                own_teacher=False)
+
+
 def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool = True) -> dict:
     """``metrics``: (field, column, stage kind) triples, default METRICS
     (fine-tuning only where the protocol has it); ``curve_kind``: the stage
     whose validation curves are plotted; ``own_teacher``: False for a run
     built on another run's students (its wall time is its own, not the
-    teacher's)."""
+    teacher's). A low-label run's defaults: :func:`lowlabel_options`."""
     p = run.p
     metrics = metrics or [m for m in METRICS
                           if m[0] != 'finetune_top1' or p['evaluation'].get('finetune')]
@@ -67,14 +80,11 @@ def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool
         claims.append(c)
     gate = run.records.get('gate', {}).get('gate')
     teacher = run.records.get('teacher', {})
-    sessions = []
-    if osp.isfile(osp.join(run.out, 'sessions.jsonl')):
-        with open(osp.join(run.out, 'sessions.jsonl')) as f:
-            sessions = [json.loads(x) for x in f if x.strip()]
+    sessions = run.store.sessions()
     curves = {}
     for v in p['variants']:
         for seed in seeds_of(p, v):
-            r = run.valid(stage_key(dict(kind=curve_kind, variant=v, seed=seed)))
+            r = run.valid(stage_key(dict(kind=curve_kind, variant=v, seed=seed)), outputs=False)
             if r is not None:
                 curves.setdefault(v, {})[seed] = dict(val=r['val_curve'], loss=r['loss_curve'])
     return dict(variants=variants, claims=claims, gate=gate, metrics=[m for m, _, _ in metrics],
@@ -82,7 +92,7 @@ def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool
                 teacher=dict(seconds=teacher.get('seconds'), curve=teacher.get('curve'),
                              losses=teacher.get('losses')),
                 wall_seconds=sum(s['seconds'] for s in sessions), sessions=sessions,
-                finetune_curves=curves, complete=run.all_done())
+                finetune_curves=curves, complete=run.all_done(outputs=False))
 
 
 def _mean_sd(s):
@@ -201,6 +211,11 @@ def plot(summary: dict, path: str):
 
 
 def write_report(run, **summarize_kw) -> dict:
+    """results.md / .json / .csv / .png of ``run`` into its folder;
+    ``summarize_kw``: :func:`summarize`'s options (a low-label run's by
+    default)."""
+    if 'lowlabel' in run.p:
+        summarize_kw = dict(lowlabel_options(run.p), **summarize_kw)
     s = summarize(run, **summarize_kw)
     md = markdown(s)
     out = run.out

@@ -1,35 +1,35 @@
-"""Runs protocol v2 (``protocol_v2.py``) stage by stage through mmengine's
-Runner: data -> teacher -> random teacher -> gate -> per student (variant,
-seed): pre-training -> frozen-feature k-NN + linear probe -> fine-tuning.
+"""Runs the reproduction protocol (:mod:`.protocol`) stage by stage through
+mmengine's Runner: data -> teacher -> random teacher -> gate -> per student
+(variant, seed): pre-training -> frozen-feature k-NN + linear probe ->
+fine-tuning.
 
-Resumable: every finished stage appends one JSON line to a records file
-(``records.jsonl`` for the shared stages, ``records.w<i>.jsonl`` for worker
-``i``); a rerun skips what is recorded and whose outputs still exist. Each
-record names the record it was built on (``parent``), so a stage run anew
-makes everything built on its old output stale, without bookkeeping files.
+Resumable: every finished stage is recorded (:mod:`.records`); a rerun
+skips what is recorded, built on the current records and whose outputs
+still exist, and redoes what was built on a stage that ran again.
 
 Students are independent once the teacher passed its gate, so ``workers``
 processes (one torch thread each) share them out; on the 2-core machine
 two workers make the students' wall time about half.
 """
 import gc
-import glob
-import json
 import os
 import os.path as osp
 import subprocess
-import sys
 import time
 import uuid
 from typing import Callable, Dict, List, Optional
 
 import torch
 
-from amd_mmaction.reproduce.v1_run import (DISTILLED_CONFIG, MASK_KEY, STUDENT_CONFIGS, TINY,
-                                   epoch_options, pretrain_config, variant_options)
 from amd_mmaction.reproduce.protocol import plan_stages, stage_key, unit_stages, units
+from amd_mmaction.reproduce.records import RecordStore
+from amd_mmaction.reproduce.stages import (DISTILLED_CONFIG, MASK_KEY, STUDENT_CONFIGS,
+                                           epoch_options, epoch_curve, export_for,
+                                           finetune_config, pretrain_config, resolve_config,
+                                           scalar_log, train_runner, val_curve,
+                                           variant_options)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+LOG = '[reproduce]'  # the prefix of progress lines (workers' are echoed by it)
 
 
 class GateFailed(RuntimeError):
@@ -80,137 +80,33 @@ def check_lists(root: str, d: dict) -> Dict[str, str]:
     return out
 
 
-# -- logs ------------------------------------------------------------------
-def scalar_log(work_dir: str) -> List[dict]:
-    """The Runner's ``vis_data/scalars.json`` lines (newest run folder)."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not files:
-        return []
-    with open(files[-1]) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def epoch_curve(rows: List[dict], key: str) -> List[List[float]]:
-    """[[epoch, mean of ``key`` over that epoch's logged iterations]]."""
-    sums: Dict[int, List[float]] = {}
-    for r in rows:
-        if key in r and 'epoch' in r:
-            sums.setdefault(int(r['epoch']), []).append(float(r[key]))
-    return [[e, sum(v) / len(v)] for e, v in sorted(sums.items())]
-
-
-def val_curve(rows: List[dict], key: str = 'acc/top1') -> List[List[float]]:
-    """[[epoch, value]] of validation rows (their ``step`` is the epoch)."""
-    return [[int(r['step']), float(r[key])] for r in rows if key in r]
-
-
-def _resumable(work_dir: str, allowed: bool) -> bool:
-    """True when ``work_dir`` holds a checkpoint of an interrupted run of
-    this stage to continue from (``allowed``: only the long teacher stage;
-    a short stage run again may be redone on a new parent, so it starts
-    over). Otherwise the pointer is dropped."""
-    from amd_mmaction.engine.hooks.checkpoint import POINTER, resolve_last_checkpoint
-    try:
-        found = resolve_last_checkpoint(work_dir)
-    except FileNotFoundError:  # it names a deleted checkpoint
-        found = None
-    if found is not None and allowed:
-        return True
-    if osp.isfile(osp.join(work_dir, POINTER)):
-        os.remove(osp.join(work_dir, POINTER))
-    return False
-
-
-def train_runner(cfg, resume: bool = False) -> dict:
-    """Train (continuing an interrupted run when ``resume``); return the
-    runner, the last checkpoint and the last logged losses."""
-    from mmengine.runner import Runner
-    # A stage killed mid-way (a stop, a crash) continues from its last
-    # checkpoint instead of starting over: the teacher saves every few epochs.
-    cfg.resume = _resumable(cfg.work_dir, resume)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    losses = {k[len('train/'):]: float(v.current())
-              for k, v in runner.message_hub.log_scalars.items() if k.startswith('train/loss')}
-    out = dict(runner=runner, losses=losses,
-               checkpoint=osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth'))
-    if not osp.isfile(out['checkpoint']):
-        raise RuntimeError(f'training in {cfg.work_dir} finished without {out["checkpoint"]}')
-    return out
-
-
-class V2Run:
-    """Protocol ``p`` run into ``out_dir`` (``read_only``: only its records
-    are read, e.g. by a run built on this one)."""
+class ProtocolRun:
+    """Protocol ``p`` run into ``out_dir``. ``worker``: a worker process
+    (writes its own records file); ``read_only``: only the records are read
+    (a report, a run built on this one); ``base``: the record store of a
+    run this one builds on."""
 
     CHILD_KINDS = ('features', 'finetune')  # stages given their parent's record
 
     def __init__(self, p: dict, out_dir: str, resume: bool = True,
                  log: Callable[[str], None] = print, log_level: str = 'WARNING',
-                 worker: Optional[int] = None, read_only: bool = False):
+                 worker: Optional[int] = None, read_only: bool = False,
+                 base: Optional[RecordStore] = None):
         self.p, self.out, self.log, self.log_level = p, out_dir, log, log_level
         self.worker = worker
-        self.records_file = None
         if not read_only:
             os.makedirs(out_dir, exist_ok=True)
-            name = 'records.jsonl' if worker is None else f'records.w{worker}.jsonl'
-            self.records_file = osp.join(out_dir, name)
-            if worker is None:
-                self._check_same_protocol(resume)
-        self.records = self._load_records()
+        self.store = RecordStore(out_dir, worker, read_only, base)
+        if not read_only and worker is None:
+            self.store.claim(p, resume)
 
-    # -- bookkeeping ---------------------------------------------------
-    def _check_same_protocol(self, resume: bool):
-        path = osp.join(self.out, 'protocol.json')
-        if resume and osp.isfile(path):
-            with open(path) as f:
-                old = json.load(f)
-            new = json.loads(json.dumps(self.p))
-            if old != new:
-                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                raise ValueError(f'{path} holds another protocol (differs in {diff}); use '
-                                 'another --out, or --no-resume to start this one over')
-        elif not resume:
-            for f in glob.glob(osp.join(self.out, 'records*.jsonl')):
-                os.remove(f)
-        with open(path, 'w') as f:
-            json.dump(self.p, f, indent=1)
+    @property
+    def records(self) -> Dict[str, dict]:
+        return self.store.records
 
-    def _load_records(self) -> Dict[str, dict]:
-        out = {}
-        for path in sorted(glob.glob(osp.join(self.out, 'records*.jsonl'))):
-            with open(path) as f:
-                for line in f:
-                    if line.strip():
-                        try:
-                            r = json.loads(line)
-                        except json.JSONDecodeError:
-                            continue  # a line cut by a kill: that stage runs again
-                        if r['key'] not in out or r['finished'] >= out[r['key']]['finished']:
-                            out[r['key']] = r
-        return out
-
-    def valid(self, key: str) -> Optional[dict]:
-        """The record of ``key`` if it is complete: outputs exist and it
-        was built on the current record of its parent."""
-        r = self.records.get(key)
-        if r is None:
-            return None
-        for path in r.get('outputs', []):
-            if not osp.exists(path):
-                return None
-        if r.get('parent_key'):
-            parent = self.valid(r['parent_key'])
-            if parent is None or parent['id'] != r['parent_id']:
-                return None
-        return r
-
-    def _save(self, rec: dict):
-        if self.records_file is None:
-            raise RuntimeError(f'{self.out} was opened read-only')
-        self.records[rec['key']] = rec
-        with open(self.records_file, 'a') as f:
-            f.write(json.dumps(rec) + '\n')
+    def valid(self, key: str, outputs: bool = True) -> Optional[dict]:
+        """The record of ``key`` if it is current (:meth:`RecordStore.valid`)."""
+        return self.store.valid(key, outputs)
 
     def stage_dir(self, stage: dict) -> str:
         return osp.join(self.out, stage_key(stage))
@@ -233,7 +129,7 @@ class V2Run:
                               {'log_level': self.log_level, f'{MASK_KEY}.mode': 'tube',
                                f'{MASK_KEY}.student_ratio': t['mask_ratio'],
                                'default_hooks.checkpoint.interval': min(5, t['epochs']),
-                               'model.pixel_loss.target_norm': self.p['target_norm']})
+                               'model.head.target_norm': self.p['target_norm']})
         return cfg
 
     def run_teacher(self, stage):
@@ -301,7 +197,7 @@ class V2Run:
         work = self.stage_dir(stage)
         config = STUDENT_CONFIGS.get(v['manner'], DISTILLED_CONFIG)
         extra = dict(variant_options(v, self._teacher_for(v)), log_level=self.log_level)
-        extra['model.pixel_loss.target_norm'] = self.p['target_norm']
+        extra['model.head.target_norm'] = self.p['target_norm']
         cfg = pretrain_config(config, self.data, work, s['epochs'], s['batch_size'],
                               stage['seed'], extra)
         os.makedirs(work, exist_ok=True)
@@ -329,10 +225,8 @@ class V2Run:
 
     def run_finetune(self, stage, pre):
         from mmengine.config import Config
-        from amd_mmaction.reproduce.stages import finetune_config
-        from amd_mmaction.weights.mmaction import export_checkpoint
         ft = self.p['evaluation']['finetune']
-        config = osp.join(TINY, ft['config'])
+        config = resolve_config(ft['config'])
         work = self.stage_dir(stage)
         os.makedirs(work, exist_ok=True)
         opts = epoch_options(Config.fromfile(config), ft['epochs'], ft['batch_size'],
@@ -347,11 +241,7 @@ class V2Run:
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             opts[f'{loader}.dataset.num_classes'] = n
         cfg = finetune_config(self.data, work, config, **opts)
-        bb = cfg.model.backbone
-        exported = osp.join(work, 'exported_backbone.pth')
-        export_checkpoint(pre['checkpoint'], exported, num_frames=bb.num_frames,
-                          img_size=bb.img_size, num_heads=bb.num_heads)
-        cfg.load_from = exported
+        export_for(cfg, pre['checkpoint'], work)
         res = train_runner(cfg)
         test = res['runner'].test()
         rows = scalar_log(work)
@@ -366,7 +256,7 @@ class V2Run:
     # -- driver --------------------------------------------------------
     def _run_stage(self, stage, parent_key=None, threads=1):
         key = stage_key(stage)
-        self.log(f'[v2] {key} ...')
+        self.log(f'{LOG} {key} ...')
         start = time.time()
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
@@ -379,10 +269,10 @@ class V2Run:
         rec = dict(stage, key=key, id=uuid.uuid4().hex, started=start, finished=time.time(),
                    seconds=time.time() - start, parent_key=parent_key,
                    parent_id=parent['id'] if parent else None, **body)
-        self._save(rec)
+        self.store.save(rec)
         shown = {k: round(v, 1) for k, v in rec.items()
                  if k.endswith('top1') and isinstance(v, float)}
-        self.log(f'[v2] {key} done in {rec["seconds"]:.0f}s {shown or ""}')
+        self.log(f'{LOG} {key} done in {rec["seconds"]:.0f}s {shown or ""}')
         return rec
 
     def run_shared(self, force: bool = False):
@@ -395,7 +285,7 @@ class V2Run:
         gate = self.records['gate']['gate']
         for name in ('teacher', 'teacher_random'):
             g = gate[name]
-            self.log(f"[v2] gate {name}: recon {g['recon']:.5f} vs trivial {g['trivial']:.5f} "
+            self.log(f"{LOG} gate {name}: recon {g['recon']:.5f} vs trivial {g['trivial']:.5f} "
                      f"(ratio {g['recon_ratio']:.3f}, needs <= {g['margin']}), linear probe "
                      f"{g['probe_top1']:.1f}% (needs >= {g['factor'] * g['chance']:.1f}%), "
                      f"k-NN {g['knn_top1']:.1f}%: {'PASSED' if g['passed'] else 'failed'}")
@@ -415,8 +305,8 @@ class V2Run:
                     self._run_stage(stage, parent)
                 parent = key if stage['kind'] == 'pretrain' else parent
 
-    def all_done(self) -> bool:
-        return all(self.valid(stage_key(s)) is not None for s in plan_stages(self.p))
+    def all_done(self, outputs: bool = True) -> bool:
+        return all(self.valid(stage_key(s), outputs) is not None for s in plan_stages(self.p))
 
     def run(self, force: bool = False, workers: Optional[int] = None,
             worker_cmd: Optional[List[str]] = None, stop_after_gate: bool = False):
@@ -446,10 +336,8 @@ class V2Run:
             if bad:
                 raise RuntimeError(f'worker(s) {bad} failed: see '
                                    + ', '.join(osp.join(self.out, f'worker{i}.log') for i in bad))
-        self.records = self._load_records()
-        with open(osp.join(self.out, 'sessions.jsonl'), 'a') as f:
-            f.write(json.dumps(dict(started=session, seconds=time.time() - session,
-                                    complete=self.all_done())) + '\n')
+        self.store.reload()
+        self.store.add_session(session, time.time() - session, self.all_done())
         return self.records
 
     def _echo_workers(self, workers, shown):
@@ -458,23 +346,9 @@ class V2Run:
             if not osp.isfile(path):
                 continue
             with open(path) as f:
-                lines = [x.rstrip() for x in f if x.startswith('[v2]')]
+                lines = [x.rstrip() for x in f if x.startswith(LOG)]
             for line in lines[shown.get(i, 0):]:
                 self.log(f'  w{i} {line}')
             shown[i] = len(lines)
         return shown
 
-
-def worker_main(out_dir: str, index: int, count: int, log_level: str = 'WARNING'):
-    """Entry of a worker process: the protocol saved in ``out_dir``."""
-    import amd_mmaction  # noqa: F401  (registers, patches the stack)
-    torch.set_num_threads(1)
-    with open(osp.join(out_dir, 'protocol.json')) as f:
-        p = json.load(f)
-    run = V2Run(p, out_dir, resume=True, log=lambda m: print(m, flush=True),
-                log_level=log_level, worker=index)
-    run.run_units(index, count)
-
-
-if __name__ == '__main__':
-    worker_main(sys.argv[1], int(sys.argv[3]), int(sys.argv[4]), sys.argv[2])

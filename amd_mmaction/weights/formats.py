@@ -1,14 +1,22 @@
 """Read encoder weights from the checkpoint formats met in the wild
 (method.md §7) into :class:`VideoViT` names, with errors that say what is
-wrong."""
+wrong. :func:`open_checkpoint` reads a file once into a
+:class:`CheckpointFile` (tensors + what the file records about itself:
+mmengine's ``meta``, the releases' ``args``, a Hugging Face
+``config.json``), which exports and checks pass along instead of reading
+the file again."""
+import ast
 import os.path as osp
 import re
 import warnings
-from typing import Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
 import torch
 
-from amd_mmaction.weights.io import UntrustedCheckpointError, load_checkpoint_file
+from amd_mmaction.weights.hf import is_hf_path, read_hf_checkpoint
+from amd_mmaction.weights.io import (NotACheckpointError, UntrustedCheckpointError,
+                                     load_checkpoint_file)
 
 # Prefixes that wrap the encoder, in order of preference.
 ENCODER_PREFIXES = ('encoder.', 'backbone.', 'student.')
@@ -25,22 +33,51 @@ RENAMES = (
 )
 
 
-def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """Load a checkpoint file and return its flat state dict.
+@dataclass(frozen=True)
+class CheckpointFile:
+    """One checkpoint file, read once: its tensors and what it records about
+    itself, for every check and export that needs both.
+
+    ``state``: the flat tensors (:func:`read_checkpoint`'s result; Hugging
+    Face weights already renamed to VideoViT names). ``meta``: mmengine's
+    ``meta`` (``meta['cfg']``: the training config's text), ``args``: the
+    training arguments of the official VideoMAE / AMD / MAE releases,
+    ``hf_config``: a Hugging Face folder's ``config.json``; each None when
+    the file has none.
+    """
+    path: str
+    state: Dict[str, torch.Tensor]
+    meta: Any = None
+    args: Any = None
+    hf_config: Optional[dict] = None
+    is_hf: bool = False
+
+    def model_cfg(self) -> Optional[dict]:
+        """``model`` of the training config saved in ``meta.cfg``, or None;
+        read as literals, never executed (see :func:`model_cfg_from_text`)."""
+        meta = self.meta
+        if not isinstance(meta, dict) or not isinstance(meta.get('cfg'), str):
+            return None
+        return model_cfg_from_text(meta['cfg'])
+
+
+def open_checkpoint(path: str) -> CheckpointFile:
+    """Read a checkpoint file once (see :class:`CheckpointFile`).
 
     Accepts a bare state dict or a dict holding one under ``model``,
     ``module`` or ``state_dict``. A folder or a ``.safetensors`` file is
-    read as Hugging Face VideoMAE weights, renamed to VideoViT names.
+    read as Hugging Face VideoMAE weights, renamed to VideoViT names, with
+    its ``config.json`` checked against them.
     """
-    if isinstance(path, str) and (osp.isdir(path) or path.endswith('.safetensors')):
-        from amd_mmaction.weights.hf import read_hf_checkpoint
-        return read_hf_checkpoint(path)
+    if is_hf_path(path):
+        state, hf_config = read_hf_checkpoint(path)
+        return CheckpointFile(path, state, hf_config=hf_config, is_hf=True)
     if not isinstance(path, str) or not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
     try:
-        # Never a full unpickle unless the file is trusted by name (checkpoint_io).
+        # Never a full unpickle unless the file is trusted by name (weights.io).
         ckpt = load_checkpoint_file(path, map_location='cpu')
-    except UntrustedCheckpointError:
+    except (UntrustedCheckpointError, NotACheckpointError):
         raise
     except Exception as err:  # unpickling garbage raises anything (IndexError, ...)
         raise ValueError(f'checkpoint {path!r} is not a readable torch file '
@@ -49,6 +86,7 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
         raise ValueError(f'checkpoint {path!r} holds a {type(ckpt).__name__}, '
                          'expected a dict (a state dict or one with a '
                          "'model', 'module' or 'state_dict' key)")
+    top = ckpt
     for key in ('model', 'module', 'state_dict'):
         if key in ckpt and isinstance(ckpt[key], dict):
             ckpt = ckpt[key]
@@ -57,7 +95,60 @@ def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     if not tensors:
         raise ValueError(f'checkpoint {path!r} has no tensors; top-level keys: '
                          f'{sorted(ckpt)[:10]}')
-    return tensors
+    return CheckpointFile(path, tensors, meta=top.get('meta'), args=top.get('args'))
+
+
+def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
+    """The flat state dict of a checkpoint file (see :func:`open_checkpoint`)."""
+    return open_checkpoint(path).state
+
+
+_UNREAD = object()  # a config value that is not a literal
+
+
+def _literal(node):
+    """A config text's value as Python: literals, and ``dict(...)`` calls,
+    lists, tuples and dicts of them; anything else is ``_UNREAD``."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == 'dict' and not node.args):
+        return {k.arg: _literal(k.value) for k in node.keywords if k.arg}
+    if isinstance(node, ast.Dict):
+        return {k.value: _literal(v) for k, v in zip(node.keys, node.values)
+                if isinstance(k, ast.Constant)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_literal(e) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _UNREAD
+
+
+def _known(value):
+    """``value`` with the non-literal parts left out (None where alone)."""
+    if isinstance(value, dict):
+        return {k: _known(v) for k, v in value.items() if v is not _UNREAD}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_known(v) for v in value)
+    return None if value is _UNREAD else value
+
+
+def model_cfg_from_text(text: str) -> Optional[dict]:
+    """``model`` of a config's text (mmengine saves the resolved config in a
+    checkpoint's ``meta.cfg``), read with ``ast``: the text comes from a
+    file and is never executed. None when the text assigns no dict to
+    ``model``; values that are not literals are left out."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    model = None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == 'model' for t in stmt.targets):
+            value = _known(_literal(stmt.value))
+            model = value if isinstance(value, dict) else None
+    return model
 
 
 def to_encoder_state(state: Dict[str, torch.Tensor],

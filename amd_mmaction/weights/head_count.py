@@ -5,15 +5,15 @@ single error and fine-tunes an attention the weights were never trained
 for. The count is checked against what the checkpoint says about itself
 (our checkpoints: ``meta.cfg``, mmengine's config text; the official
 VideoMAE / AMD releases: ``args.model``, e.g.
-``pretrain_videomae_small_patch16_224``) and against the width.
+``pretrain_videomae_small_patch16_224``; Hugging Face folders:
+``config.json``), as read once by
+:func:`amd_mmaction.weights.formats.open_checkpoint`, and against the width.
 """
-import ast
-import json
-import os.path as osp
 import re
 from typing import Optional, Tuple
 
-from amd_mmaction.weights.io import load_checkpoint_file
+from amd_mmaction.weights.hf_config import heads_in_config
+from amd_mmaction.weights.formats import CheckpointFile
 
 # a head of fewer dims cannot hold a useful query/key; ViTs use 32..128
 HEAD_DIM_RANGE = (16, 256)
@@ -21,61 +21,24 @@ HEAD_DIM_RANGE = (16, 256)
 SIZE_HEADS = {'tiny': 3, 'small': 6, 'base': 12, 'large': 16, 'huge': 16, 'giant': 16}
 
 
-def _literal(node):
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        return None
-
-
-def _kwargs(node) -> dict:
-    """``dict(a=...)`` or ``{'a': ...}`` as {name: node}."""
-    if isinstance(node, ast.Call):
-        return {k.arg: k.value for k in node.keywords if k.arg}
-    if isinstance(node, ast.Dict):
-        return {_literal(k): v for k, v in zip(node.keys, node.values) if k is not None}
-    return {}
-
-
-def heads_from_cfg_text(text: str) -> Tuple[Optional[int], str]:
-    """``model.{student,backbone,encoder}.num_heads`` of a config's text,
-    read with ``ast`` (the text comes from a file: it is never executed)."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return None, ''
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == 'model' for t in stmt.targets):
-            model = _kwargs(stmt.value)
-            for part in ('student', 'backbone', 'encoder'):
-                heads = _literal(_kwargs(model.get(part)).get('num_heads', ast.Constant(None)))
-                if isinstance(heads, int):
-                    return heads, f'meta.cfg model.{part}.num_heads'
-    return None, ''
-
-
-def recorded_heads(path: str) -> Tuple[Optional[int], str]:
+def recorded_heads(ckpt: CheckpointFile) -> Tuple[Optional[int], str]:
     """(heads, where it was read) from the checkpoint's own records, or
-    (None, '') when it has none. Read through checkpoint_io, the door (and
-    safety policy) of every checkpoint."""
-    if osp.isdir(path) or path.endswith('.safetensors'):  # Hugging Face: config.json
-        config = osp.join(path if osp.isdir(path) else osp.dirname(path), 'config.json')
-        if osp.isfile(config):
-            with open(config, encoding='utf-8') as f:
-                heads = json.load(f).get('num_attention_heads')
-            if isinstance(heads, int):
-                return heads, f'{config} num_attention_heads'
-        return None, ''
-    ckpt = load_checkpoint_file(path, map_location='cpu')
-    if not isinstance(ckpt, dict):
-        return None, ''
-    meta = ckpt.get('meta')
-    if isinstance(meta, dict) and isinstance(meta.get('cfg'), str):
-        heads, where = heads_from_cfg_text(meta['cfg'])
-        if heads:
-            return heads, where
-    args = ckpt.get('args')
+    (None, '') when it has none: a Hugging Face ``config.json``, the
+    ``meta.backbone.num_heads`` tools/export_checkpoint.py writes, the
+    ``model.{student,backbone,encoder}.num_heads`` of mmengine's saved
+    config (``meta.cfg``), or the official releases' ``args``."""
+    if ckpt.is_hf:
+        return heads_in_config(ckpt.hf_config, ckpt.path)
+    exported = ckpt.meta.get('backbone') if isinstance(ckpt.meta, dict) else None
+    if isinstance(exported, dict) and isinstance(exported.get('num_heads'), int):
+        return exported['num_heads'], 'meta.backbone.num_heads, written by the export'
+    model = ckpt.model_cfg() or {}
+    for part in ('student', 'backbone', 'encoder'):
+        arch = model.get(part)
+        heads = arch.get('num_heads') if isinstance(arch, dict) else None
+        if isinstance(heads, int) and heads:
+            return heads, f'meta.cfg model.{part}.num_heads'
+    args = ckpt.args
     args = vars(args) if hasattr(args, '__dict__') else args
     if isinstance(args, dict):
         for key in ('num_heads', 'encoder_num_heads'):
@@ -117,3 +80,67 @@ def choose_heads(dims: int, asked: Optional[int], recorded: Optional[int], where
                          f'{dims // heads} for embed_dims={dims}; expected {lo}..{hi} '
                          '(ViTs use 64)')
     return heads, how
+
+
+def checkpoint_width(state) -> Optional[int]:
+    """The encoder width of a checkpoint state (its patch embedding's output
+    channels, in any of the names met), or None."""
+    for key, value in state.items():
+        if key.endswith(('patch_embed.proj.weight', 'patch_embed.projection.weight')):
+            return int(value.shape[0])
+    return None
+
+
+def configured_heads_problem(configured: Optional[int], ckpt: CheckpointFile,
+                             key: str = 'model.backbone.num_heads',
+                             dims: Optional[int] = None) -> Optional[str]:
+    """Why the configured head count ``configured`` (``key`` in the config)
+    cannot fine-tune the weights of ``ckpt``, with the fix; None when it
+    can. Heads change no weight shape, so a count other than the one the
+    weights were trained with loads without an error and trains an
+    attention the weights never learned (one that does not divide the width
+    fails later with a bare reshape error). ``dims``: the width, when the
+    checkpoint's own cannot be read."""
+    if configured is None:
+        return None
+    recorded, where = recorded_heads(ckpt)
+    dims = checkpoint_width(ckpt.state) or dims
+    if recorded is not None and configured != recorded:
+        return (f'{key}={configured} but the checkpoint\'s backbone was trained with '
+                f'{recorded} heads ({where}). Heads change no weight shape: the weights '
+                'would load and fine-tune an attention split they never learned'
+                + (f' ({configured} does not even divide the width {dims})'
+                   if dims and dims % configured else '')
+                + f'. Fix: --cfg-options {key}={recorded}')
+    if dims and (configured < 1 or dims % configured):
+        fits = [h for h in range(1, dims + 1) if dims % h == 0 and 16 <= dims // h <= 256]
+        return (f'{key}={configured} does not divide the checkpoint\'s width '
+                f'embed_dims={dims} (the attention would fail with a bare reshape error); '
+                f'the checkpoint does not record its heads. Fix: --cfg-options {key}=H with '
+                f'H one of {fits} (the pre-training student\'s head count)')
+    return None
+
+
+def backbone_heads_problem(backbone: dict, ckpt: dict, path: str) -> Optional[str]:
+    """:func:`configured_heads_problem` for a fine-tuning config's
+    ``model.backbone`` and a checkpoint already read (``ckpt``: the dict
+    mmengine's loader returns for ``load_from``). A backbone without
+    ``num_heads`` has its class's default."""
+    import inspect
+
+    import torch
+    from mmaction.registry import MODELS
+    heads = backbone.get('num_heads')
+    if heads is None:
+        cls = MODELS.get(backbone.get('type', ''))
+        param = inspect.signature(cls).parameters.get('num_heads') if cls else None
+        heads = None if param is None or param.default is param.empty else param.default
+    state = ckpt
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(ckpt.get(key), dict):
+            state = ckpt[key]
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    record = CheckpointFile(path, tensors, meta=ckpt.get('meta'), args=ckpt.get('args'))
+    return configured_heads_problem(heads, record, 'model.backbone.num_heads',
+                                    backbone.get('embed_dims'))

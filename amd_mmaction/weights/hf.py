@@ -1,6 +1,6 @@
 """Hugging Face transformers VideoMAE weights (``save_pretrained`` folders,
-bare ``.safetensors`` files) as VideoViT state dicts, and their
-``config.json`` checked against the encoder that will hold them.
+bare ``.safetensors`` files) as VideoViT state dicts; their ``config.json``
+is read and checked by :mod:`.hf_config`.
 
 transformers is never imported: the names below are its VideoMAE layout
 (``videomae.encoder.layer.N.attention.attention.query.weight``). Hub
@@ -9,12 +9,12 @@ checkpoints (transformers 4) store the attention biases as ``q_bias`` /
 both are read. There is never a key bias (VideoMAE's q/v bias).
 """
 import json
-import math
 import os.path as osp
-import warnings
 from typing import Dict, Optional, Tuple
 
 import torch
+
+from amd_mmaction.weights.hf_config import check_config_against_tensors, read_hf_config
 
 # Per-layer HF suffix -> VideoViT block suffix.
 BLOCK = {
@@ -44,10 +44,6 @@ IGNORED = ('decoder.', 'encoder_to_decoder.', 'mask_token')
 
 def is_hf_path(path) -> bool:
     return isinstance(path, str) and (osp.isdir(path) or path.endswith('.safetensors'))
-
-
-def _config_path(path: str) -> str:
-    return osp.join(path if osp.isdir(path) else osp.dirname(path), 'config.json')
 
 
 def _weight_files(path: str):
@@ -83,32 +79,6 @@ def _load_tensors(files) -> Dict[str, torch.Tensor]:
             raise ValueError(f'{f!r} is not a readable safetensors/torch file: {err}') from err
         state.update(part)
     return state
-
-
-def load_hf_config(path: str) -> Optional[dict]:
-    """``config.json`` of a folder (or beside a file), None if there is none."""
-    cfg_path = _config_path(path)
-    if not osp.isfile(cfg_path):
-        return None
-    with open(cfg_path) as f:
-        try:
-            cfg = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f'{cfg_path}: not valid JSON ({err})') from err
-    if cfg.get('model_type', 'videomae') != 'videomae':
-        raise ValueError(f"{cfg_path}: model_type is {cfg['model_type']!r}, expected "
-                         "'videomae' (only VideoMAE weights map onto VideoViT)")
-    return cfg
-
-
-def _square(cfg: dict, key: str, source: str):
-    v = cfg.get(key)
-    if isinstance(v, (list, tuple)):
-        if len(set(v)) != 1:
-            raise ValueError(f'{source}: {key}={v} is not square; VideoViT needs square '
-                             'images and patches')
-        v = v[0]
-    return v
 
 
 def hf_to_videovit(state: Dict[str, torch.Tensor], source: str = '<state dict>'
@@ -164,103 +134,12 @@ def _check_complete(out: Dict[str, torch.Tensor], source: str) -> None:
         raise ValueError(f'{source}: missing key(s) ({len(missing)}): {missing[:8]}')
 
 
-def infer_config(state: Dict[str, torch.Tensor]) -> dict:
-    """What the VideoViT-named tensors fix of an HF config."""
-    w = state['patch_embed.proj.weight']
-    return dict(hidden_size=w.shape[0], num_channels=w.shape[1], tubelet_size=w.shape[2],
-                patch_size=w.shape[3],
-                num_hidden_layers=1 + max(int(k.split('.')[1]) for k in state
-                                          if k.startswith('blocks.')),
-                intermediate_size=state['blocks.0.mlp.fc1.weight'].shape[0],
-                qkv_bias='blocks.0.attn.q_bias' in state,
-                use_mean_pooling='norm.weight' not in state)
-
-
-def _qkv_bias(cfg: dict) -> bool:
-    # transformers 4 writes qkv_bias, 5 qv_bias; both mean q/v bias only.
-    return bool(cfg.get('qv_bias', cfg.get('qkv_bias', True)))
-
-
-def check_config_against_tensors(cfg: dict, state: Dict[str, torch.Tensor],
-                                 source: str) -> None:
-    have = infer_config(state)
-    want = dict(hidden_size=cfg.get('hidden_size', 768),
-                num_hidden_layers=cfg.get('num_hidden_layers', 12),
-                intermediate_size=cfg.get('intermediate_size', 3072),
-                patch_size=_square(cfg, 'patch_size', source) or 16,
-                tubelet_size=cfg.get('tubelet_size', 2),
-                num_channels=cfg.get('num_channels', 3),
-                qkv_bias=_qkv_bias(cfg),
-                use_mean_pooling=bool(cfg.get('use_mean_pooling', True)))
-    evidence = dict(hidden_size='patch projection out channels',
-                    num_hidden_layers='encoder.layer.N count',
-                    intermediate_size='intermediate.dense.weight rows',
-                    patch_size='patch projection kernel', tubelet_size='patch projection kernel',
-                    num_channels='patch projection in channels',
-                    qkv_bias='q_bias/v_bias present', use_mean_pooling='layernorm.weight absent')
-    bad = [f'{k}={want[k]} but the tensors have {have[k]} ({evidence[k]}, '
-           f'embeddings.patch_embeddings.projection.weight '
-           f'{tuple(state["patch_embed.proj.weight"].shape)})'
-           for k in want if want[k] != have[k]]
-    if bad:
-        raise ValueError(f'{_config_path(source)} does not describe its weights: '
-                         + '; '.join(bad))
-
-
-def read_hf_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """VideoViT-named state of an HF VideoMAE folder or .safetensors file;
-    its config.json (when there is one) must agree with the tensors."""
+def read_hf_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], Optional[dict]]:
+    """(VideoViT-named state, config.json or None) of an HF VideoMAE folder
+    or .safetensors file; the config (when there is one) must agree with
+    the tensors."""
     state = hf_to_videovit(_load_tensors(_weight_files(path)), path)
-    cfg = load_hf_config(path)
+    cfg = read_hf_config(path)
     if cfg is not None:
         check_config_against_tensors(cfg, state, path)
-    return state
-
-
-def check_hf_config(path, encoder, source: Optional[str] = None) -> None:
-    """Compare an HF checkpoint's config.json with the VideoViT ``encoder``
-    built to hold it (fields the weight shapes do not show: heads, clip
-    grid, norm eps). A no-op for other checkpoint formats."""
-    if not is_hf_path(path):
-        return
-    cfg = load_hf_config(path)
-    source = source or _config_path(path)
-    if cfg is None:
-        warnings.warn(f'{path}: no config.json beside it; num_attention_heads, image_size, '
-                      'num_frames and layer_norm_eps cannot be checked, the encoder '
-                      "config's are used")
-        return
-    blk = encoder.blocks[0]
-    own: Dict[str, Tuple[object, str]] = dict(
-        hidden_size=(encoder.embed_dims, 'embed_dims'),
-        num_hidden_layers=(encoder.depth, 'depth'),
-        num_attention_heads=(encoder.num_heads, 'num_heads'),
-        intermediate_size=(blk.mlp.fc1.out_features, 'mlp_ratio'),
-        patch_size=(encoder.patch_size, 'patch_size'),
-        tubelet_size=(encoder.tubelet_size, 'tubelet_size'),
-        image_size=(encoder.grid[1] * encoder.patch_size, 'img_size'),
-        num_frames=(encoder.grid[0] * encoder.tubelet_size, 'num_frames'),
-        num_channels=(encoder.patch_embed.proj.in_channels, 'in_channels'),
-        qkv_bias=(blk.attn.q_bias is not None, "qkv_bias ('qv' or None)"),
-        layer_norm_eps=(blk.norm1.eps, 'norm_eps'))
-    defaults = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                    intermediate_size=3072, patch_size=16, tubelet_size=2, image_size=224,
-                    num_frames=16, num_channels=3, layer_norm_eps=1e-12)
-    bad = []
-    for key, (mine, arg) in own.items():
-        if key == 'qkv_bias':
-            theirs = _qkv_bias(cfg)
-        elif key in ('image_size', 'patch_size'):
-            theirs = _square(cfg, key, source) or defaults[key]
-        else:
-            theirs = cfg.get(key, defaults[key])
-        same = (math.isclose(theirs, mine, rel_tol=1e-6) if key == 'layer_norm_eps'
-                else theirs == mine)
-        if not same:
-            bad.append(f'{key}={theirs} vs encoder {arg}={mine}')
-    if cfg.get('hidden_act', 'gelu') != 'gelu':
-        bad.append(f"hidden_act={cfg['hidden_act']!r} vs encoder GELU (exact, 'gelu')")
-    if bad:
-        raise ValueError(f'{source} does not fit the encoder built for it: ' + '; '.join(bad)
-                         + ' (set these encoder config keys to the checkpoint values; '
-                         'HF configs default layer_norm_eps to 1e-12)')
+    return state, cfg

@@ -15,9 +15,10 @@ Two sources:
 
 Fields the weights do not fix (heads, clip grid, norm eps) come from the
 arguments, else from the config mmengine saved in the checkpoint's
-``meta``; heads are never guessed (they change the forward, not a shape).
+``meta`` (read as literals, never executed); heads are never guessed (they
+change the forward, not a shape). The config.json itself is
+:mod:`.hf_config`'s, the same code that checks it on import.
 """
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
@@ -25,22 +26,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from amd_mmaction.student.vit import sinusoid_table
-from amd_mmaction.weights.formats import read_checkpoint, to_encoder_state
+from amd_mmaction.weights.formats import open_checkpoint, to_encoder_state
 from amd_mmaction.weights.hf import BLOCK, HEAD, QKV, TOP
-
-
-def saved_model_config(src: str) -> Optional[dict]:
-    """``model`` of the config mmengine stored in ``src``'s meta, or None."""
-    if osp.isdir(src) or src.endswith('.safetensors'):
-        return None
-    try:
-        from mmengine.config import Config
-
-        from amd_mmaction.weights.io import load_checkpoint_file
-        meta = load_checkpoint_file(src, map_location='cpu').get('meta') or {}
-        return Config.fromstring(meta['cfg'], '.py').to_dict().get('model')
-    except Exception:  # no meta, no cfg, an unparsable cfg: the caller asks instead
-        return None
+from amd_mmaction.weights.hf_config import build_hf_config, write_hf_config
 
 
 def _hf_state(encoder: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
@@ -107,25 +95,20 @@ def export_hf(src: str, out_dir: str, num_frames: Optional[int] = None,
     ``labels``: class names (a list or a file with one per line) for a
     fine-tuned source. Returns the config written, ``kind`` and the paths."""
     from safetensors.torch import save_file
-    raw = read_checkpoint(src)
-    saved = saved_model_config(src) or {}
+    ckpt = open_checkpoint(src)  # one read: tensors and the saved config
+    raw = ckpt.state
+    saved = ckpt.model_cfg() or {}
     finetuned = any(k.startswith('cls_head.') for k in raw)
     arch = (saved.get('backbone') if finetuned else saved.get('student')) or {}
     enc = _encoder_of(raw, src)
-    w = enc['patch_embed.proj.weight']
-    dims, patch, tubelet = w.shape[0], w.shape[-1], w.shape[2]
+    dims = enc['patch_embed.proj.weight'].shape[0]
     eps = (arch.get('norm_cfg') or {}).get('eps') if finetuned else arch.get('norm_eps')
-    cfg = dict(
-        model_type='videomae', hidden_size=dims,
-        num_hidden_layers=1 + max(int(k.split('.')[1]) for k in enc if k.startswith('blocks.')),
-        num_attention_heads=int(_pick('num_heads', num_heads, arch.get('num_heads'), src=src)),
-        intermediate_size=enc['blocks.0.mlp.fc1.weight'].shape[0], hidden_act='gelu',
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    cfg = build_hf_config(
+        enc, num_attention_heads=int(_pick('num_heads', num_heads, arch.get('num_heads'),
+                                           src=src)),
         layer_norm_eps=float(_pick('norm_eps', norm_eps, eps, 1e-6, src)),
         image_size=int(_pick('img_size', img_size, arch.get('img_size'), 224, src)),
-        patch_size=patch, num_channels=w.shape[1],
-        num_frames=int(_pick('num_frames', num_frames, arch.get('num_frames'), 16, src)),
-        tubelet_size=tubelet, qkv_bias='blocks.0.attn.q_bias' in enc)
+        num_frames=int(_pick('num_frames', num_frames, arch.get('num_frames'), 16, src)))
     if dims % cfg['num_attention_heads']:
         raise ValueError(f'{src}: hidden size {dims} is not divisible by '
                          f'num_heads={cfg["num_attention_heads"]}')
@@ -137,8 +120,7 @@ def export_hf(src: str, out_dir: str, num_frames: Optional[int] = None,
     os.makedirs(out_dir, exist_ok=True)
     state = {k: v.detach().to('cpu').contiguous().clone() for k, v in state.items()}
     save_file(state, osp.join(out_dir, 'model.safetensors'), metadata={'format': 'pt'})
-    with open(osp.join(out_dir, 'config.json'), 'w') as f:
-        json.dump(cfg, f, indent=2)
+    write_hf_config(out_dir, cfg)
     return dict(config=cfg, kind='classifier' if finetuned else 'encoder',
                 tensors=len(state), dir=out_dir)
 

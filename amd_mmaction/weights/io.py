@@ -1,4 +1,5 @@
-"""The one place where checkpoint files are deserialised.
+"""The one place where checkpoint files are deserialised, and where local
+files are written atomically.
 
 A ``.pth`` file is a pickle, and a full unpickle runs whatever the file
 asks for (``os.system`` included). Every checkpoint this project reads
@@ -7,13 +8,22 @@ asks for (``os.system`` included). Every checkpoint this project reads
 unpickler with an allow-list of exactly the globals that real checkpoints
 need. A file that needs anything else is refused unless it is trusted by
 name (``AMD_TRUST_CHECKPOINTS`` or a tool's ``--trust-checkpoint``).
+:func:`load_local_checkpoint` is that loader as mmengine's local-file
+scheme (``load_from``, ``resume``, ``load_checkpoint``).
+
+:func:`atomic_write` writes a file so that it is always either its old or
+its new contents (checkpoints, ``last_checkpoint``, logs: mmengine's local
+writes go through it, see :mod:`amd_mmaction.compat`).
 """
 import argparse
+import glob
 import inspect
 import os
 import os.path as osp
 import pickle
 import re
+import socket
+import tempfile
 
 import torch
 
@@ -117,6 +127,7 @@ def load_checkpoint_file(path, map_location='cpu', trust: bool = False):
     naming the file, the refused global and how to opt in; other read errors
     (truncated file, not a torch file) propagate unchanged."""
     path = str(path)
+    refuse_text_pointer(path)
     if trust or is_trusted(path):
         return torch.load(path, map_location=map_location, weights_only=False)
     safe_globals = getattr(torch.serialization, 'safe_globals', None)
@@ -144,10 +155,11 @@ def load_checkpoint_file(path, map_location='cpu', trust: bool = False):
 
 def _opt_in(path) -> str:
     return (f'{TRUST_ENV}={osp.abspath(path)} in the environment, or '
-            f'--trust-checkpoint {osp.abspath(path)} (tools/train.py, '
-            'tools/export_checkpoint.py, tools/export_image_student.py, '
-            'tools/visualize_reconstruction.py), or trust=True in '
-            'amd_mmaction.weights.io.load_checkpoint_file')
+            f'--trust-checkpoint {osp.abspath(path)} (every tool that reads a '
+            'checkpoint: tools/train.py, tools/test.py, tools/export_checkpoint.py, '
+            'tools/export_hf.py, tools/export_image_student.py, '
+            'tools/visualize_reconstruction.py, tools/model_zoo.py, demo/demo.py), or '
+            'trust=True in amd_mmaction.weights.io.load_checkpoint_file')
 
 
 def add_trust_argument(parser) -> None:
@@ -158,3 +170,111 @@ def add_trust_argument(parser) -> None:
         help='allow a full unpickle of this checkpoint file, which can run code '
              'from it (default: weights_only with an allow-list; '
              'docs/reliability.md); repeatable')
+
+
+class NotACheckpointError(ValueError):
+    """The file is no checkpoint at all (e.g. a ``last_checkpoint`` pointer)."""
+
+
+def refuse_text_pointer(path) -> None:
+    """A short one-line text file is no checkpoint: most likely a work dir's
+    ``last_checkpoint``, which names one. torch would fail on it with "pop
+    from empty list"; raise :class:`NotACheckpointError` naming the file it
+    points to."""
+    path = str(path)
+    try:
+        if not osp.isfile(path) or osp.getsize(path) > 4096:
+            return
+        with open(path, 'rb') as f:
+            data = f.read()
+        text = data.decode('utf-8')
+    except (OSError, UnicodeDecodeError):
+        return
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1 or any(ord(c) < 32 for c in lines[0]):
+        return
+    name = lines[0]
+    target = name if osp.isabs(name) or '://' in name else \
+        osp.join(osp.dirname(osp.abspath(path)), name)
+    where = (f'use the checkpoint it names: {target}' if osp.isfile(target) else
+             f'it names {target}, which does not exist')
+    raise NotACheckpointError(
+        f'{path!r} is not a checkpoint but a text file holding {name!r} (a work dir\'s '
+        f'last_checkpoint pointer names the latest checkpoint so); {where}')
+
+
+def load_local_checkpoint(filename, map_location=None):
+    """mmengine's loader for a local file (``load_from``, ``resume``,
+    mmengine's ``load_checkpoint``): :func:`load_checkpoint_file`, with a
+    missing file, a refused pickle and a damaged file told apart."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+    try:
+        return load_checkpoint_file(filename, map_location=map_location)
+    except (UntrustedCheckpointError, NotACheckpointError):
+        raise
+    except Exception as err:  # unpickling garbage raises anything (IndexError, ...)
+        raise RuntimeError(
+            f'checkpoint {filename!r} cannot be read ({err}); it is truncated '
+            'or not a torch checkpoint. Resume from an earlier checkpoint or '
+            'delete it.') from err
+
+
+def atomic_write(path, data, mode, encoding=None) -> None:
+    """Write ``data`` (``mode`` 'w' or 'wb') to ``path`` through a temporary
+    file in the same folder, fsynced and renamed over ``path``: a crash
+    mid-write leaves the old file, never a truncated one.
+
+    Temporary files are named ``.NAME.PID@HOST.XXXX.tmp``. Once the new file
+    is in place, leftovers of ``NAME`` from writers that died (SIGKILL, OOM)
+    are removed; those of live writers (DDP ranks writing the same log) and
+    of writers on other hosts are kept."""
+    path = str(path)
+    dirname = osp.dirname(osp.abspath(path))
+    os.makedirs(dirname, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dirname, suffix='.tmp',
+                               prefix=f'.{osp.basename(path)}.{_writer_tag()}.')
+    try:
+        # mkstemp makes 0600 files; give the file the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    prefix = f'.{osp.basename(path)}.'
+    for stale in glob.glob(osp.join(glob.escape(dirname), glob.escape(prefix) + '*.tmp')):
+        if _writer_alive(osp.basename(stale)[len(prefix):]):
+            continue
+        try:
+            os.remove(stale)
+        except OSError:
+            pass
+
+
+def _writer_tag() -> str:
+    return f'{os.getpid()}@{socket.gethostname()}'
+
+
+def _writer_alive(tag: str) -> bool:
+    """Is the writer named at the start of a temporary file's ``tag``
+    (``pid@host.``) running? Writers on other hosts count as running."""
+    pid, at, rest = tag.partition('@')
+    if not at or not pid.isdigit():
+        return False  # not ours, or an older name: a leftover
+    if not rest.startswith(socket.gethostname() + '.'):
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, owned by someone else
+    return True

@@ -24,8 +24,10 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 
 from mmaction.registry import MODELS
 
-from amd_mmaction.weights.formats import read_checkpoint, to_encoder_state
-from amd_mmaction.weights.head_count import choose_heads, recorded_heads
+from amd_mmaction.weights.formats import (CheckpointFile, open_checkpoint, read_checkpoint,
+                                          to_encoder_state)
+from amd_mmaction.weights.head_count import (choose_heads, configured_heads_problem,
+                                             recorded_heads)
 
 # VideoViT (official VideoMAE) names -> mmaction2 VisionTransformer names.
 TO_MMACTION = (
@@ -36,6 +38,14 @@ TO_MMACTION = (
 # Fixed buffers and fresh layers the pre-training checkpoint cannot hold.
 REBUILT = ('pos_embed',)
 FRESH = re.compile(r'^fc_norm\.')
+# A fine-tuned recogniser's own layers, in any wrapping: the trained
+# fc_norm (mmaction2 ``backbone.fc_norm``, VideoMAE / Hugging Face
+# ``fc_norm``) and the classifier (mmaction2 ``cls_head.*``; VideoMAE's
+# ``head.weight``/``head.bias``, Hugging Face's ``classifier``, both read
+# as mmaction2's ``cls_head.fc_cls``).
+TRAINED_FC_NORM = re.compile(r'^(?:module\.)?(?:backbone\.|encoder\.)?(fc_norm\.(?:weight|bias))$')
+CLASSIFIER = ((re.compile(r'^(?:module\.)?(cls_head\..+)$'), r'\1'),
+              (re.compile(r'^(?:module\.)?head\.(weight|bias)$'), r'cls_head.fc_cls.\1'))
 
 
 class CheckpointMismatch(ValueError):
@@ -65,9 +75,43 @@ def _depth(keys) -> int:
                    default=-1)
 
 
+def finetuned_layers(state: Dict[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor],
+                                                               Dict[str, torch.Tensor]]:
+    """(fc_norm, classifier) of a fine-tuned recogniser's raw checkpoint
+    ``state``: the trained ``fc_norm`` in VisionTransformer names
+    (``fc_norm.weight``/``.bias``) and the classifier in mmaction2
+    Recognizer3D names (``cls_head.*``). Both empty for a pre-training
+    checkpoint, which has neither."""
+    fc_norm, classifier = {}, {}
+    for key, value in state.items():
+        match = TRAINED_FC_NORM.match(key)
+        if match:
+            fc_norm[match.group(1)] = value
+            continue
+        for pattern, name in CLASSIFIER:
+            if pattern.match(key):
+                classifier[pattern.sub(name, key)] = value
+                break
+    return fc_norm, classifier
+
+
+def group_keys(keys) -> str:
+    """``keys`` for a summary line: a few listed, many grouped by their
+    first name (``decoder.* (14)``)."""
+    keys = sorted(keys)
+    if len(keys) <= 6:
+        return ', '.join(keys) if keys else 'nothing'
+    groups = {}
+    for k in keys:
+        groups.setdefault(k.split('.')[0], []).append(k)
+    return ', '.join(f'{g}.* ({len(v)})' if len(v) > 1 or v[0] != g else g
+                     for g, v in sorted(groups.items()))
+
+
 def convert_state(encoder: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor],
                   source: str = '<state dict>', fc_norm_from_norm: bool = False,
-                  strict: bool = True) -> Tuple[Dict[str, torch.Tensor], dict]:
+                  strict: bool = True, trained_fc_norm: Optional[Dict[str, torch.Tensor]] = None
+                  ) -> Tuple[Dict[str, torch.Tensor], dict]:
     """Map encoder weights (VideoViT names, see ``to_encoder_state``) onto the
     state dict ``target`` of an mmaction2 ``VisionTransformer``.
 
@@ -75,14 +119,29 @@ def convert_state(encoder: Dict[str, torch.Tensor], target: Dict[str, torch.Tens
     the target grid; a fresh LayerNorm, as VideoMAE fine-tuning starts), the
     rest from the checkpoint. The pre-training final ``norm`` feeds the
     decoder and is dropped unless ``fc_norm_from_norm`` (or the target has no
-    mean pooling and keeps ``norm``). Returns (state, report) where report
-    lists ``carried``, ``rebuilt``, ``fresh``, ``dropped`` and ``unexpected``
-    keys; raises :class:`CheckpointMismatch` on missing weights, wrong
-    depth or shapes, and (``strict``) unexpected keys.
+    mean pooling and keeps ``norm``). ``trained_fc_norm``: a fine-tuned
+    checkpoint's own ``fc_norm`` (:func:`finetuned_layers`), kept instead of
+    a fresh one. Returns (state, report) where report lists ``carried``
+    (``kept``: the trained ``fc_norm`` among them), ``rebuilt``, ``fresh``,
+    ``dropped`` and ``unexpected`` keys; raises :class:`CheckpointMismatch`
+    on missing weights, wrong depth or shapes, and (``strict``) unexpected
+    keys.
     """
     state = _rename(encoder)
     has_fc_norm = any(FRESH.match(k) for k in target)
+    trained_fc_norm = dict(trained_fc_norm or {})
     dropped = []
+    if trained_fc_norm and not has_fc_norm:
+        raise CheckpointMismatch(
+            f'{source}: the checkpoint was fine-tuned with mean pooling (it has a trained '
+            f'{", ".join(sorted(trained_fc_norm))}), but the target VisionTransformer has no '
+            'fc_norm (use_mean_pooling=False / --no-mean-pooling) and would need a final norm '
+            'the checkpoint does not have. Export with mean pooling (leave out '
+            '--no-mean-pooling)')
+    if trained_fc_norm and fc_norm_from_norm:
+        raise CheckpointMismatch(
+            f'{source}: the checkpoint has a trained fc_norm (fine-tuned); fc_norm_from_norm '
+            '(--fc-norm-from-norm) would replace it. Leave the flag out to keep it')
     if has_fc_norm:
         for suffix in ('weight', 'bias'):
             if f'norm.{suffix}' in state:
@@ -91,6 +150,7 @@ def convert_state(encoder: Dict[str, torch.Tensor], target: Dict[str, torch.Tens
                     state[f'fc_norm.{suffix}'] = value
                 else:
                     dropped.append(f'norm.{suffix}')
+    state.update(trained_fc_norm)
     d_ckpt, d_model = _depth(state), _depth(target)
     if d_ckpt != d_model:
         raise CheckpointMismatch(
@@ -127,8 +187,8 @@ def convert_state(encoder: Dict[str, torch.Tensor], target: Dict[str, torch.Tens
     out = {k: (target[k].clone() if k in rebuilt or k in fresh else state[k])
            for k in target}
     report = dict(carried=sorted(set(target) - set(fresh) - set(rebuilt)),
-                  rebuilt=rebuilt, fresh=fresh, dropped=dropped,
-                  unexpected=unexpected)
+                  kept=sorted(trained_fc_norm), rebuilt=rebuilt, fresh=fresh,
+                  dropped=dropped, unexpected=unexpected)
     return out, report
 
 
@@ -175,31 +235,109 @@ def load_encoder(path: str) -> Dict[str, torch.Tensor]:
     return to_encoder_state(read_checkpoint(path), source=path)
 
 
+def convert_checkpoint(ckpt: CheckpointFile, target: Dict[str, torch.Tensor],
+                       fc_norm_from_norm: bool = False, strict: bool = True,
+                       keep_classifier: bool = True
+                       ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], dict]:
+    """:func:`convert_state` for a whole checkpoint file (read once by
+    ``open_checkpoint``), pre-training or fine-tuned.
+
+    A fine-tuned recogniser (:func:`finetuned_layers`) keeps its trained
+    ``fc_norm`` (never re-initialised) and, with ``keep_classifier``, its
+    classifier (``cls_head.*``, returned apart: it is not the backbone's).
+    One fine-tuned without mean pooling (a trained final ``norm``, no
+    ``fc_norm``) for a target with mean pooling is refused: its norm would
+    be dropped and a fresh ``fc_norm`` trained in its place.
+
+    Returns (backbone state, classifier, report); the report adds to
+    :func:`convert_state`'s ``classifier`` (the classifier keys kept) and
+    ``left_behind`` (the file's tensors that reach no output: decoder,
+    aligner/generators, [MASK] token, a classifier not kept; its stored
+    position table, rebuilt, aside).
+    """
+    source = ckpt.path
+    encoder = to_encoder_state(ckpt.state, source=source)
+    fc_norm, classifier = finetuned_layers(ckpt.state)
+    pooled = any(FRESH.match(k) for k in target)
+    if classifier and not fc_norm and pooled and 'norm.weight' in encoder \
+            and not fc_norm_from_norm:
+        raise CheckpointMismatch(
+            f'{source}: a fine-tuned checkpoint ({group_keys(classifier)}) trained without '
+            'mean pooling: its trained final norm would be dropped and a fresh fc_norm '
+            'trained in its place. Export with --no-mean-pooling (the target keeps the '
+            'final norm, as the checkpoint did) or with --fc-norm-from-norm (the trained '
+            'norm becomes the target\'s fc_norm)')
+    state, report = convert_state(encoder, target, source=source,
+                                  fc_norm_from_norm=fc_norm_from_norm, strict=strict,
+                                  trained_fc_norm=fc_norm)
+    kept = classifier if keep_classifier else {}
+    used = {id(v) for part in (encoder, fc_norm, kept) for v in part.values()}
+    report['classifier'] = sorted(kept)
+    report['left_behind'] = sorted(k for k, v in ckpt.state.items()
+                                   if id(v) not in used and not k.endswith('pos_embed'))
+    return state, kept, report
+
+
+def describe_report(report: dict, clip: str = 'the target clip') -> list:
+    """The lines that say what a conversion did: kept, carried, rebuilt,
+    newly initialised and dropped (every tensor of the source that reaches
+    no output is named or counted)."""
+    classifier = report.get('classifier') or []
+    kept = [f'fc_norm ({", ".join(report["kept"])}), trained' if report.get('kept') else '',
+            f'classifier ({", ".join(classifier)})' if classifier else '']
+    kept = '; '.join(k for k in kept if k)
+    left = report.get('left_behind') or []
+    heads = [k for k in left if any(p.match(k) for p, _ in CLASSIFIER)]
+    left = [k for k in left if k not in heads]
+    dropped = [f'{group_keys(report["dropped"])} (the pre-training final norm)'
+               if report.get('dropped') else '',
+               f'{group_keys(report["unexpected"])} (no place in the target, strict=False)'
+               if report.get('unexpected') else '',
+               f'{group_keys(heads)} (the classifier, not kept)' if heads else '',
+               f'{group_keys(left)} (not the encoder)' if left else '']
+    dropped = '; '.join(d for d in dropped if d)
+    return [f'carried over: {len(report["carried"])} tensors',
+            f'kept from the fine-tuned checkpoint: {kept or "nothing (not a fine-tuned one)"}',
+            f'rebuilt for {clip}: {report["rebuilt"]}',
+            f'newly initialised: {group_keys(report["fresh"]) if report["fresh"] else "nothing"}',
+            f'dropped: {dropped or "nothing"}']
+
+
 def export_checkpoint(src: str, dst: str, num_frames: int = 16, img_size: int = 224,
                       fc_norm_from_norm: bool = False, strict: bool = True,
-                      **backbone) -> dict:
+                      keep_classifier: bool = True, **backbone) -> dict:
     """Write ``dst``: ``{'state_dict': {'backbone.*': ...}, 'meta': {...}}``
     for an mmaction2 Recognizer3D whose VisionTransformer sees
     ``num_frames`` x ``img_size`` clips. ``backbone`` takes further
     VisionTransformer arguments (num_heads, use_mean_pooling, ...).
-    Returns the report of :func:`convert_state` plus the backbone config."""
-    encoder = load_encoder(src)
+
+    A fine-tuned checkpoint exported again (e.g. for another clip length)
+    keeps its trained ``fc_norm`` and, unless ``keep_classifier=False``,
+    its classifier (``cls_head.*`` beside ``backbone.*``; leave it behind to
+    fine-tune on another label set); see :func:`convert_checkpoint`.
+    Returns the report of :func:`convert_checkpoint` plus the backbone
+    config. ``src`` is read once: its tensors and its records (heads)
+    together."""
+    ckpt = open_checkpoint(src)
+    encoder = to_encoder_state(ckpt.state, source=src)
     try:  # heads change no shape: check them against the file's own records
         backbone['num_heads'], heads_from = choose_heads(
             infer_backbone(encoder, src)['embed_dims'], backbone.get('num_heads'),
-            *recorded_heads(src), source=src)
+            *recorded_heads(ckpt), source=src)
     except ValueError as err:
         raise CheckpointMismatch(str(err)) from err
     target = build_target(encoder, num_frames, img_size, source=src, **backbone)
-    state, report = convert_state(encoder, target.state_dict(), source=src,
-                                  fc_norm_from_norm=fc_norm_from_norm, strict=strict)
+    state, classifier, report = convert_checkpoint(
+        ckpt, target.state_dict(), fc_norm_from_norm=fc_norm_from_norm, strict=strict,
+        keep_classifier=keep_classifier)
     cfg = dict(infer_backbone(encoder, src), num_frames=num_frames,
                img_size=img_size, **backbone)
     meta = dict(source=osp.abspath(src), backbone=cfg, report=report,
                 converted_by='amd_mmaction.weights.mmaction')
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in state.items()},
-                    meta=meta), dst)
+    out = {f'backbone.{k}': v for k, v in state.items()}
+    out.update(classifier)
+    torch.save(dict(state_dict=out, meta=meta), dst)
     return dict(report, backbone=cfg, path=dst, num_heads_from=heads_from)
 
 
@@ -234,14 +372,19 @@ class AMDPretrainedInit:
                 dict(type='Constant', layer='LayerNorm', val=1., bias=0.)])
             info = 'AMDPretrained: no checkpoint, default ViT init'
         else:
-            encoder = load_encoder(self.checkpoint)
-            state, report = convert_state(
-                encoder, module.state_dict(), source=self.checkpoint,
-                fc_norm_from_norm=self.fc_norm_from_norm, strict=self.strict)
+            ckpt = open_checkpoint(self.checkpoint)
+            heads = getattr(getattr(module.blocks[0], 'attn', None), 'num_heads', None) \
+                if len(getattr(module, 'blocks', ())) else None
+            problem = configured_heads_problem(heads, ckpt, 'model.backbone.num_heads',
+                                               getattr(module, 'embed_dims', None))
+            if problem:
+                raise CheckpointMismatch(f'AMDPretrained {self.checkpoint}: {problem}')
+            # a backbone initialiser has no place for a classifier: it is left behind
+            state, _, report = convert_checkpoint(
+                ckpt, module.state_dict(), fc_norm_from_norm=self.fc_norm_from_norm,
+                strict=self.strict, keep_classifier=False)
             module.load_state_dict(state, strict=True)
-            info = (f'AMDPretrained: {len(report["carried"])} tensors from '
-                    f'{self.checkpoint}; rebuilt {report["rebuilt"]}, fresh '
-                    f'{report["fresh"]}, dropped {report["dropped"] + report["unexpected"]}')
+            info = f'AMDPretrained: {self.checkpoint}: ' + '; '.join(describe_report(report))
             print_log(info, logger='current')
         if hasattr(module, '_params_init_info'):
             update_init_info(module, init_info=info)

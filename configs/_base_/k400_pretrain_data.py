@@ -1,5 +1,6 @@
 # Kinetics-400 pre-training data (H.264 .mp4), 16 frames stride 4,
 # multi-scale crop without flip, 4 views (crop + mask) per decoded clip.
+# ssv2_pretrain_data.py is this file with its own videos and stride 2.
 # RobustVideoDataset: a broken clip is logged, counted and replaced instead of
 # ending the run (docs/reliability.md); 'pad' keeps short clips (looped by
 # SampleFrames, as VideoMAE does) and skips unreadable ones.

@@ -1,41 +1,18 @@
-# Something-Something V2 pre-training data (VP9 .webm), 16 frames stride 2,
-# multi-scale crop without flip, 4 views (crop + mask) per decoded clip.
-# RobustVideoDataset: a broken clip is logged, counted and replaced instead of
-# ending the run (docs/reliability.md); 'pad' keeps short clips (looped by
-# SampleFrames, as VideoMAE does) and skips unreadable ones.
-dataset_type = 'RobustVideoDataset'
+# Something-Something V2 pre-training data (VP9 .webm): the Kinetics-400
+# recipe of k400_pretrain_data.py (16 frames, multi-scale crop without flip,
+# 4 views (crop + mask) per decoded clip, RobustVideoDataset with 'pad') on
+# the SSV2 videos at frame stride 2.
+_base_ = ['./k400_pretrain_data.py']
 data_root = 'data/sthv2/videos'
 ann_file_train = 'data/sthv2/sthv2_train_list_videos.txt'
-num_frames = 16
 frame_interval = 2
-img_size = 224
-patch_size = 16
-tubelet_size = 2
-num_views = 4
-mask = dict(type='AsymmetricTubeMask', mode='asymmetric', student_ratio=0.9,
-            teacher_ratio=0.75,
-            grid=(num_frames // tubelet_size, img_size // patch_size,
-                  img_size // patch_size))
-
+# The base's pipeline was built with its own stride (mmengine reads a base
+# before its child), so it is rebuilt here: the same steps, SampleFrames at
+# this stride.
 train_pipeline = [
-    dict(type='DecordInit'),
-    dict(type='SampleFrames', clip_len=num_frames,
-         frame_interval=frame_interval, num_clips=1),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='RepeatedAugment', num_views=num_views, transforms=[
-        dict(type='MultiScaleCrop', input_size=img_size,
-             scales=(1, 0.875, 0.75, 0.66), random_crop=False,
-             max_wh_scale_gap=1),
-        dict(type='Resize', scale=(img_size, img_size), keep_ratio=False),
-        dict(type='FormatShape', input_format='NCTHW'),
-        mask,
-    ]),
-    dict(type='PackActionInputs', algorithm_keys=('mask_stu', 'mask_tea')),
-]
-train_dataloader = dict(
-    batch_size=16, num_workers=8, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, ann_file=ann_file_train,
-                 data_prefix=dict(video=data_root), pipeline=train_pipeline,
-                 on_bad_clip='pad'))
+    dict(step, frame_interval=frame_interval)
+    if step.type == 'SampleFrames' else step
+    for step in _base_.train_pipeline]
+train_dataloader = dict(dataset=dict(
+    ann_file=ann_file_train, data_prefix=dict(video=data_root),
+    pipeline=train_pipeline))

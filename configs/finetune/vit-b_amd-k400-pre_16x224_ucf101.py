@@ -20,8 +20,7 @@ num_classes = 101
 max_epochs = 100
 warmup_epochs = 5
 model = dict(
-    backbone=dict(embed_dims=768, num_heads=12),
-    cls_head=dict(num_classes=num_classes, in_channels=768),
+    cls_head=dict(num_classes=num_classes),
     data_preprocessor=dict(blending=dict(augments=[
         dict(type='MixupBlending', alpha=0.8, num_classes=num_classes),
         dict(type='CutmixBlending', alpha=1.0, num_classes=num_classes)])))

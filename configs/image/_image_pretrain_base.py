@@ -59,8 +59,8 @@ model = dict(
                    generator_depth=2,
                    loss=dict(type='FeatureAlignmentLoss', loss_type='mse')),
     # MAE's norm_pix_loss: each patch normalised over all its values.
-    pixel_loss=dict(type='PixelReconstructionLoss', loss_type='mse',
-                    target_norm='patch'),
+    head=dict(type='ReconstructionHead', target_norm='patch',
+              loss=dict(type='PixelReconstructionLoss', loss_type='mse')),
     nonfinite='stop')
 
 # MAE: AdamW (0.9, 0.95), wd 0.05, blr 1.5e-4 per 256 images (2.4e-3 at

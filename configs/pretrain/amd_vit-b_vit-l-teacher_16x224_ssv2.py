@@ -3,12 +3,7 @@
 # (authors' scripts/pretrain/slurm_train/vitb_ssv2_pt.sh). Teacher: the authors'
 # VideoMAEv1_vit_L_ssv2_pt_2400e.pth (VideoMAE v1 ViT-L, 2400 epochs on SSV2),
 # put at the path below. 32 GPUs x 16 clips x 4 views.
-_base_ = ['../_base_/amd_runtime.py', '../_base_/models/amd_vit-s_vit-b.py',
+_base_ = ['../_base_/amd_runtime.py', '../_base_/models/amd_vit-b_vit-l.py',
           '../_base_/ssv2_pretrain_data.py', '../_base_/pretrain_schedule.py']
-model = dict(
-    student=dict(embed_dims=768, num_heads=12),
-    decoder=dict(embed_dims=384, num_heads=6),
-    teacher=dict(taps=(12, 24),
-                 checkpoint='checkpoints/videomae_vit-l_ssv2_pretrain.pth',
-                 encoder=dict(embed_dims=1024, depth=24, num_heads=16)),
-    alignment=dict(teacher_taps=(12, 24)))
+model = dict(teacher=dict(
+    checkpoint='checkpoints/videomae_vit-l_ssv2_pretrain.pth'))

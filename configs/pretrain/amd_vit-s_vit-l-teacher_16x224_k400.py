@@ -4,10 +4,7 @@
 # teacher layers (12, 24). Teacher: the authors' VideoMAEv1_vit_L_k400_pt_1600e.pth
 # (VideoMAE v1 ViT-L pre-trained 1600 epochs on K400), put at the path below
 # (the same file as the ViT-B student's config). 32 GPUs x 16 clips x 4 views.
-_base_ = ['../_base_/amd_runtime.py', '../_base_/models/amd_vit-s_vit-b.py',
+_base_ = ['../_base_/amd_runtime.py', '../_base_/models/amd_vit-s_vit-l.py',
           '../_base_/k400_pretrain_data.py', '../_base_/pretrain_schedule.py']
-model = dict(
-    teacher=dict(taps=(12, 24),
-                 checkpoint='checkpoints/videomae_vit-l_k400_pretrain.pth',
-                 encoder=dict(embed_dims=1024, depth=24, num_heads=16)),
-    alignment=dict(student_taps=(6, 12), teacher_taps=(12, 24)))
+model = dict(teacher=dict(
+    checkpoint='checkpoints/videomae_vit-l_k400_pretrain.pth'))

@@ -17,7 +17,8 @@ from mmcv.transforms import BaseTransform
 from mmaction.datasets.transforms import PackActionInputs
 from mmaction.registry import DATASETS, TRANSFORMS
 from amd_mmaction.data.transforms.repeat import RepeatedAugment
-from amd_mmaction.data.robust import RobustVideoDataset, probe_video
+from amd_mmaction.data.probe import probe_video
+from amd_mmaction.data.robust import RobustVideoDataset
 from amd_mmaction.data.dali.require import require_dali
 
 # codecs each DALI backend decodes (DALI 2.4 docs; environment.md)

@@ -19,7 +19,8 @@ import torch
 from mmengine.logging import print_log
 from mmengine.registry import FUNCTIONS
 
-from amd_mmaction.data.robust import BadClipError, BadClipPolicy
+from amd_mmaction.data.probe import BadClipError
+from amd_mmaction.data.robust import BadClipPolicy
 from amd_mmaction.data.dali.dataset import CPU_CODECS, GPU_CODECS
 from amd_mmaction.data.dali.require import DALIMissing, require_dali
 

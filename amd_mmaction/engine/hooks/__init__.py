@@ -4,6 +4,7 @@ from amd_mmaction.engine.hooks.checkpoint import (CheckpointSaveError, SafeCheck
                                                   install_resolver)
 from amd_mmaction.engine.hooks.data_check import DataListCheckHook
 from amd_mmaction.engine.hooks.freeze import FreezeModulesHook
+from amd_mmaction.engine.hooks.teacher_identity import TeacherIdentityHook
 
 __all__ = ['BadClipLogHook', 'CheckpointSaveError', 'DataListCheckHook',
-           'FreezeModulesHook', 'SafeCheckpointHook', 'install_resolver']
+           'FreezeModulesHook', 'SafeCheckpointHook', 'TeacherIdentityHook', 'install_resolver']

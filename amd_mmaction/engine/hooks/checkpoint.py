@@ -10,7 +10,7 @@ leaves no checkpoint at all, and ``last_checkpoint`` naming a deleted file.
 them is resumable:
 
 1. write the new checkpoint (temporary file + fsync + rename, see
-   ``compat._atomic_write``): killed here, the previous one is untouched;
+   ``weights.io.atomic_write``): killed here, the previous one is untouched;
 2. replace ``last_checkpoint`` (atomically, a name relative to the work
    dir): killed here, it still names the previous, existing checkpoint;
 3. delete the checkpoints beyond ``max_keep_ckpts``.
@@ -30,7 +30,7 @@ from mmengine.logging import print_log
 
 from mmaction.registry import HOOKS
 
-from amd_mmaction.compat import _atomic_write
+from amd_mmaction.weights.io import atomic_write
 
 POINTER = 'last_checkpoint'
 
@@ -52,7 +52,7 @@ def pointer_name(work_dir: str, path: str) -> str:
 def write_last_checkpoint(work_dir: str, path: str) -> None:
     pointer = osp.join(work_dir, POINTER)
     try:
-        _atomic_write(pointer, pointer_name(work_dir, path), 'w', encoding='utf-8')
+        atomic_write(pointer, pointer_name(work_dir, path), 'w', encoding='utf-8')
     except OSError as err:
         raise CheckpointSaveError(
             err.errno, f'could not update {pointer} to name {path} ({err.strerror or err}); '
@@ -93,6 +93,28 @@ def resolve_last_checkpoint(work_dir: str) -> Optional[str]:
     return path
 
 
+def full_disk_hint(max_keep_ckpts: int, previous: Optional[str],
+                   delete_before_save: bool = False) -> str:
+    """What to do when a checkpoint does not fit on the disk (the sentence
+    after an ENOSPC), for the hook's ``max_keep_ckpts`` / ``delete_before_save``
+    and the previous checkpoint (None: none yet)."""
+    if max_keep_ckpts == 1 and previous and not delete_before_save:
+        return (f'. This disk has no room for a second checkpoint beside {previous}, and '
+                'a save needs room for two (the previous checkpoint is deleted only after '
+                'the new one is complete); max_keep_ckpts is already 1. Free space, or '
+                'accept the risk and resume with --cfg-options '
+                'default_hooks.checkpoint.delete_before_save=True: the previous checkpoint '
+                'is then deleted before each save, and a kill or a failure during a save '
+                'leaves no checkpoint at all')
+    if max_keep_ckpts > 1:
+        return (f'. The disk is full: free space, or set a smaller max_keep_ckpts (now '
+                f'{max_keep_ckpts}; a save needs room for one checkpoint more)')
+    if max_keep_ckpts <= 0:
+        return ('. The disk is full: free space, or set max_keep_ckpts (every checkpoint '
+                'is kept now)')
+    return '. The disk is full: free space'
+
+
 def _find_latest_checkpoint(path: str) -> Optional[str]:
     if not osp.isfile(osp.join(path, POINTER)):
         print_log(f'Did not find {POINTER} to be resumed in {path}.', logger='current')
@@ -113,7 +135,31 @@ class SafeCheckpointHook(CheckpointHook):
     ``last_checkpoint`` at the new file, and only then deletes checkpoints
     beyond ``max_keep_ckpts``. A failed write (``ENOSPC``...) raises
     :class:`CheckpointSaveError` naming the file, leaving the previous
-    checkpoint and ``last_checkpoint`` as they were."""
+    checkpoint and ``last_checkpoint`` as they were.
+
+    Saving so needs room for one checkpoint more than ``max_keep_ckpts``. On
+    a disk that holds only one, ``delete_before_save=True`` (with
+    ``max_keep_ckpts=1``) deletes the previous checkpoint *before* the save,
+    as mmengine's hook does. Its risk: a kill, a crash or a failed write
+    during the save then leaves no checkpoint at all (the run starts again
+    from scratch)."""
+
+    def __init__(self, *args, delete_before_save: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if delete_before_save and self.max_keep_ckpts != 1:
+            raise ValueError(
+                f'SafeCheckpointHook: delete_before_save=True needs max_keep_ckpts=1 (got '
+                f'{self.max_keep_ckpts}): it is for a disk that holds one checkpoint only')
+        self.delete_before_save = bool(delete_before_save)
+
+    def _remove(self, path):
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # deepspeed saves folders
+            self.file_backend.rmtree(path)
+
+    def _full_disk_hint(self, previous) -> str:
+        return full_disk_hint(self.max_keep_ckpts, previous, self.delete_before_save)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         stale, kept = [], None
@@ -125,8 +171,24 @@ class SafeCheckpointHook(CheckpointHook):
             runner.message_hub.update_info('keep_ckpt_ids', ids)
         filename = self.filename_tmpl.format(step)
         path = self.file_backend.join_path(self.out_dir, filename)
+        deleted = []
+        if self.delete_before_save and is_main_process():
+            for old in stale:  # the risk the user chose: no checkpoint until this save ends
+                old_path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+                if old != step and (self.file_backend.isfile(old_path)
+                                    or self.file_backend.isdir(old_path)):
+                    self._remove(old_path)
+                    deleted.append(old_path)
+            if deleted:
+                runner.logger.info(f'delete_before_save=True: deleted {", ".join(deleted)} '
+                                   f'before saving {path}')
+            stale = []
         self.last_ckpt = path
         runner.message_hub.update_info('last_ckpt', path)
+        # exact resume: every rank's random streams into rank 0's checkpoint
+        gather = getattr(runner.train_loop, 'gather_random_state', None)
+        if gather is not None:
+            gather()
         try:
             runner.save_checkpoint(
                 self.out_dir, filename, self.file_client_args,
@@ -138,12 +200,17 @@ class SafeCheckpointHook(CheckpointHook):
                 previous = resolve_last_checkpoint(runner.work_dir)
             except OSError:  # a broken pointer must not hide the write error
                 previous = None
-            hint = ' (disk full: free space or set a smaller max_keep_ckpts)' \
+            if deleted:
+                state = (f'nothing of it was kept, and delete_before_save=True deleted '
+                         f'{", ".join(deleted)} before it: no checkpoint is left')
+            else:
+                state = (f'nothing of it was kept, the last complete checkpoint is still '
+                         f'{previous or "none (this was the first save)"}')
+            hint = self._full_disk_hint(previous) \
                 if err.errno in (errno.ENOSPC, errno.EDQUOT) else ''
             raise CheckpointSaveError(
-                err.errno, f'could not write checkpoint {path}: {err.strerror or err}{hint}; '
-                f'nothing of it was kept, the last complete checkpoint is still '
-                f'{previous or "none (this was the first save)"}') from err
+                err.errno, f'could not write checkpoint {path}: {err.strerror or err}; '
+                f'{state}{hint}') from err
         if kept is not None:
             self.keep_ckpt_ids = deque(kept, self.max_keep_ckpts)
             runner.message_hub.update_info('keep_ckpt_ids', kept)
@@ -153,11 +220,7 @@ class SafeCheckpointHook(CheckpointHook):
         for old in stale:
             if old == step:
                 continue
-            old_path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
-            if self.file_backend.isfile(old_path):
-                self.file_backend.remove(old_path)
-            elif self.file_backend.isdir(old_path):  # deepspeed saves folders
-                self.file_backend.rmtree(old_path)
+            self._remove(self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old)))
 
     def _save_best_checkpoint(self, runner, metrics):
         """mmengine's ``save_best`` deletes the previous best checkpoint and

@@ -18,12 +18,13 @@ model = dict(
     # teacher_direct_taps, student_gen_taps, teacher_gen_taps; None = the
     # *_taps pair), loss factors (recfac below, dirfac, genfac), loss_type
     # 'mse' (their l2) | 'l1' | 'smooth_l1' (their sml1, beta 1.0), raw 0-1
-    # pixel targets (pixel_loss.target_norm='none'). generator_heads=None:
+    # pixel targets (head.target_norm='none'). generator_heads=None:
     # teacher width // 64, as theirs.
     alignment=dict(type='FeatureAligner', manner='serial',
                    student_taps=(6, 12), teacher_taps=(6, 12),
                    generator_depth=2, generator_heads=None, dirfac=1.0, genfac=1.0,
                    loss=dict(type='FeatureAlignmentLoss', loss_type='mse')),
-    pixel_loss=dict(type='PixelReconstructionLoss', loss_type='mse', target_norm='channel'),
+    head=dict(type='ReconstructionHead', target_norm='channel',
+              loss=dict(type='PixelReconstructionLoss', loss_type='mse')),
     recfac=1.0,
     nonfinite='stop')

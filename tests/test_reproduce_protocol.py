@@ -1,7 +1,8 @@
-"""Protocol v2 (tools/reproduce_v2.py): protocol loading and checks, the
-stage plan, bring-your-own-data validation (file:line before any training),
-and a tiny end-to-end run through the real Runner in two worker processes
-(real videos, real checkpoints), with resume."""
+"""The reproduction protocol (tools/reproduce.py): protocol loading and
+checks, the stage plan, bring-your-own-data validation (file:line before any
+training), and a tiny end-to-end run through the real Runner in two worker
+processes (real videos, real checkpoints), with resume, then the low-label
+addendum on it and the report."""
 import json
 import os
 import os.path as osp
@@ -11,15 +12,18 @@ import pytest
 
 from conftest import CONFIGS, ROOT
 from amd_mmaction.reproduce.protocol import (estimate_seconds, load_protocol, plan_stages,
-                                                  stage_key, units)
+                                             stage_key, units)
 from amd_mmaction.reproduce.report import write_report
-from amd_mmaction.reproduce.runner import GateFailed, V2Run
+from amd_mmaction.reproduce.runner import GateFailed, ProtocolRun
+from amd_mmaction.reproduce.worker import worker_command
 
-PROTOCOL = osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2.py')
+PROTOCOL = osp.join(CONFIGS, 'reproduce', 'motion_protocol.py')
+FINETUNE = 'tiny/finetune_tiny_motion.py'
+LOWLABEL = osp.join(CONFIGS, 'reproduce', 'motion_protocol_lowlabel.py')
 HEADLINE = ['videomae', 'amd_serial', 'amd_serial_random']
 
 
-def test_protocol_v2_full_and_quick():
+def test_protocol_full_and_quick():
     full = load_protocol(PROTOCOL)
     assert len(full['seeds']['headline']) >= 5 and len(full['seeds']['ablation']) >= 3
     for v in HEADLINE:
@@ -41,7 +45,7 @@ def test_protocol_v2_full_and_quick():
     assert estimate_seconds(quick)['total'] <= 15 * 60
 
 
-def test_plan_v2_order():
+def test_plan_order():
     p = load_protocol(PROTOCOL, quick=True)
     keys = [stage_key(s) for s in plan_stages(p)]
     assert keys[:4] == ['data', 'teacher', 'teacher_random', 'gate']
@@ -56,8 +60,11 @@ def test_plan_v2_order():
     ({'seeds': {'headline': [1, 1]}}, 'seeds.headline'),
     ({'target_norm': 'patch'}, 'target_norm'),
     ({'variants': ['videomae', 'nope']}, r"unknown variant\(s\) \['nope'\]"),
+    ({'teacher': {'config': 'tiny/nope.py'}}, r"teacher.config: config 'tiny/nope.py' is not "
+                                              'installed'),
+    ({'evaluation': {'finetune': {'config': 7}}}, r'evaluation.finetune.config=7: expected'),
 ])
-def test_protocol_v2_errors_name_the_key(overrides, message):
+def test_protocol_errors_name_the_key(overrides, message):
     with pytest.raises(ValueError, match=message):
         load_protocol(PROTOCOL, overrides=overrides)
 
@@ -73,7 +80,7 @@ def test_bring_your_own_data_bad_lists_fail_before_training(motion_data, tmp_pat
     bad.write_text('\n'.join([good[0], good[1].split()[0] + ' 9', good[2].replace(' ', '\t')]
                              + good[3:]) + '\n')
     p = _lists_protocol(tmp_path, motion_data, train=str(bad), val=motion_data['val'])
-    run = V2Run(p, str(tmp_path / 'out'), log=lambda m: None)
+    run = ProtocolRun(p, str(tmp_path / 'out'), log=lambda m: None)
     with pytest.raises(ValueError) as err:
         run.run_shared()
     msg = str(err.value)
@@ -83,7 +90,7 @@ def test_bring_your_own_data_bad_lists_fail_before_training(motion_data, tmp_pat
     missing.write_text('val/nowhere.webm 1\n')
     p = _lists_protocol(tmp_path, motion_data, train=motion_data['train'], val=str(missing))
     with pytest.raises(ValueError, match=f'{missing}:1'):
-        V2Run(p, str(tmp_path / 'out2'), log=lambda m: None).run_shared()
+        ProtocolRun(p, str(tmp_path / 'out2'), log=lambda m: None).run_shared()
 
 
 def test_bring_your_own_data_good_lists(motion_data, tmp_path):
@@ -91,29 +98,28 @@ def test_bring_your_own_data_good_lists(motion_data, tmp_path):
     pool.write_text(open(motion_data['val']).read().split()[0] + '\n')  # unlabeled line
     p = _lists_protocol(tmp_path, motion_data, train=motion_data['train'],
                         val=motion_data['val'], pool=str(pool))
-    run = V2Run(p, str(tmp_path / 'out'), log=lambda m: None)
+    run = ProtocolRun(p, str(tmp_path / 'out'), log=lambda m: None)
     rec = run._run_stage(dict(kind='data', variant=None, seed=None))
     lines = open(rec['data']['pool']).read().splitlines()
     assert len(lines) == 12 + 1 and rec['data']['num_classes'] == 6
     assert rec['data']['sizes'] == dict(train=12, val=6, pool=13)
 
 
-def test_v2_end_to_end_two_workers_and_resume(tmp_path):
+def test_end_to_end_two_workers_and_resume(tmp_path):
     p = load_protocol(PROTOCOL, quick=True, overrides={
         'data': dict(num_pool=2, num_train=6, num_val=6),
         'teacher': dict(epochs=1, batch_size=4), 'pretrain': dict(epochs=1, batch_size=4),
-        'evaluation': dict(finetune=dict(config='finetune_tiny_motion.py', epochs=2,
+        'evaluation': dict(finetune=dict(config=FINETUNE, epochs=2,
                                          batch_size=4, val_interval=1)),
         'seeds': dict(headline=[0], ablation=[0]),
         'variants': ['amd_serial', 'amd_serial_random']})
     out = str(tmp_path / 'run')
     logs = []
-    run = V2Run(p, out, log=logs.append)
+    run = ProtocolRun(p, out, log=logs.append)
     with pytest.raises(GateFailed, match='gate'):  # one epoch on 8 clips: no teacher
         run.run()
     assert not any(k.startswith('seed') for k in run.records)
-    cmd = [sys.executable, '-m', 'amd_mmaction.reproduce.runner', out, 'WARNING']
-    run.run(force=True, workers=2, worker_cmd=cmd)
+    run.run(force=True, workers=2, worker_cmd=worker_command(out, 'WARNING'))
     assert osp.isfile(osp.join(out, 'records.w0.jsonl')) and osp.isfile(
         osp.join(out, 'records.w1.jsonl'))
     assert run.all_done()
@@ -134,44 +140,44 @@ def test_v2_end_to_end_two_workers_and_resume(tmp_path):
     assert t1['losses']['loss_dir'] != t2['losses']['loss_dir']
     # resume: nothing runs again; a deleted student checkpoint reruns that unit only
     logs.clear()
-    V2Run(p, out, log=logs.append).run(force=True)
+    ProtocolRun(p, out, log=logs.append).run(force=True)
     assert not any(m.endswith('...') for m in logs)
     os.remove(t2['checkpoint'])
     logs.clear()
-    V2Run(p, out, log=logs.append).run(force=True)
+    ProtocolRun(p, out, log=logs.append).run(force=True)
     started = [m for m in logs if m.endswith('...')]
-    assert started == ['[v2] seed0/pretrain/amd_serial_random ...',
-                       '[v2] seed0/features/amd_serial_random ...',
-                       '[v2] seed0/finetune/amd_serial_random ...']
+    assert started == ['[reproduce] seed0/pretrain/amd_serial_random ...',
+                       '[reproduce] seed0/features/amd_serial_random ...',
+                       '[reproduce] seed0/finetune/amd_serial_random ...']
     # another protocol into the same folder is refused
     with pytest.raises(ValueError, match='another protocol'):
-        V2Run(dict(p, workers=3), out)
+        ProtocolRun(dict(p, workers=3), out)
     _low_label_on(out, tmp_path)
 
 
 def _low_label_on(base, tmp_path):
     """The low-label addendum on the finished tiny run: a class-balanced
-    draw per seed, every student fine-tuned again in two workers, the v2
-    run untouched, resume, and the report with the paired claim."""
+    draw per seed, every student fine-tuned again in two workers, the
+    protocol run untouched, resume, and the report with the paired claim."""
     import glob
-    from amd_mmaction.reproduce.lowlabel import LowLabelRun, load_lowlabel
+    from amd_mmaction.reproduce.lowlabel import LowLabelRun
+    from amd_mmaction.reproduce.protocol import load_lowlabel
     before = {f: os.stat(f).st_mtime_ns for f in glob.glob(osp.join(base, '**'), recursive=True)}
-    ll = load_lowlabel(osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2_lowlabel.py'), dict(
-        per_class=1, finetune=dict(config='finetune_tiny_motion.py', epochs=2, batch_size=4,
-                                   val_interval=1)))
+    ll = load_lowlabel(LOWLABEL, dict(
+        per_class=1, finetune=dict(config=FINETUNE, epochs=2, batch_size=4, val_interval=1)))
     out = str(tmp_path / 'lowlabel')
     sys.path.insert(0, ROOT)
-    from tools.reproduce_v2_lowlabel import main
-    assert main(['--from', base, '--out', out, '--plan', '--set', 'per_class=1']) is None
+    from tools.reproduce import main
+    assert main(['lowlabel', '--from', base, '--out', out, '--plan',
+                 '--set', 'per_class=1']) is None
     assert not osp.exists(out)  # --plan writes nothing
-    with pytest.raises(SystemExit, match='not a protocol v2 run folder'):
-        main(['--from', str(tmp_path), '--plan'])
+    with pytest.raises(SystemExit, match='not a protocol run folder'):
+        main(['lowlabel', '--from', str(tmp_path), '--plan'])
     logs = []
     run = LowLabelRun(ll, base, out, log=logs.append)
     assert run.plan() == ['seed0/subset/train', 'seed0/lowlabel/amd_serial',
                           'seed0/lowlabel/amd_serial_random']
-    cmd = [sys.executable, '-m', 'amd_mmaction.reproduce.lowlabel', out, 'WARNING']
-    run.run(workers=2, worker_cmd=cmd)
+    run.run(workers=2, worker_cmd=worker_command(out, 'WARNING'))
     assert run.all_done()
     sub = run.records['seed0/subset/train']
     lines = open(sub['train']).read().split('\n')[:-1]
@@ -183,15 +189,16 @@ def _low_label_on(base, tmp_path):
         assert r['parent_key'] == f'seed0/pretrain/{v}' and r['subset_id'] == sub['id']
         assert 0 <= r['finetune_top1'] <= 100 and [e for e, _ in r['val_curve']] == [1, 2]
         dumped = glob.glob(osp.join(out, f'seed0/lowlabel/{v}/**/*.py'), recursive=True)
-        # trained on the draw, not on the v2 train list
+        # trained on the draw, not on the protocol run's train list
         assert dumped and all(sub['train'] in open(f).read() for f in dumped)
     after = {f: os.stat(f).st_mtime_ns for f in glob.glob(osp.join(base, '**'), recursive=True)}
-    assert after == before  # the v2 run is only read
-    res = write_report(run, metrics=[('finetune_top1', 'fine-tune, 1 label/class', 'lowlabel')],
-                       curve_kind='lowlabel', own_teacher=False)
+    assert after == before  # the protocol run is only read
+    res = write_report(run)  # a low-label run's report: its own column and curves
     assert '| amd_serial − amd_serial_random: knowledge transfer' in res['markdown']
-    assert 'fine-tune, 1 label/class' in res['markdown'] and 'This run:' in res['markdown']
+    assert 'fine-tune, 1 labels/class' in res['markdown'] and 'This run:' in res['markdown']
     assert res['summary']['finetune_curves']['amd_serial'][0]['val']
+    # the report of a copy of both folders (moved, checkpoints gone) is the same report
+    _report_of_a_copy(base, out, res['markdown'], tmp_path)
     # resume: nothing runs again; a new draw (subset removed) reruns every fine-tuning
     logs.clear()
     LowLabelRun(ll, base, out, log=logs.append).run(workers=1)
@@ -200,27 +207,45 @@ def _low_label_on(base, tmp_path):
     logs.clear()
     LowLabelRun(ll, base, out, log=logs.append).run(workers=1)
     assert [m for m in logs if m.endswith('...')] == [
-        '[v2] seed0/subset/train ...', '[v2] seed0/lowlabel/amd_serial ...',
-        '[v2] seed0/lowlabel/amd_serial_random ...']
+        '[reproduce] seed0/subset/train ...', '[reproduce] seed0/lowlabel/amd_serial ...',
+        '[reproduce] seed0/lowlabel/amd_serial_random ...']
     with pytest.raises(ValueError, match='per_class=9 but label'):
         LowLabelRun(dict(ll, per_class=9), base, str(tmp_path / 'll9'), log=logs.append).run()
 
 
+def _report_of_a_copy(base, low, low_markdown, tmp_path):
+    """The records alone make the report: copies of both folders without a
+    checkpoint or a video (as in docs/results/), the protocol run moved
+    (--from), give the same tables."""
+    import shutil
+    from tools.reproduce import main
+    copies = {}
+    for name, src in (('run', base), ('low', low)):
+        copies[name] = dst = str(tmp_path / 'copy' / name)
+        os.makedirs(dst)
+        for f in os.listdir(src):
+            if f.endswith(('.json', '.jsonl')) and not f.startswith('results'):
+                shutil.copy(osp.join(src, f), dst)
+    assert main(['report', '--out', copies['low'], '--from', copies['run']])['markdown'] \
+        == low_markdown
+    assert main(['report', '--out', copies['run']])['markdown'] \
+        == main(['report', '--out', base])['markdown']
+    with pytest.raises(SystemExit, match='not a reproduction run folder'):
+        main(['report', '--out', str(tmp_path / 'copy')])
+
+
 def test_only_the_teacher_stage_continues_an_interrupted_run(tmp_path):
-    from amd_mmaction.reproduce.runner import _resumable
+    from amd_mmaction.reproduce.stages import resumable
     work = tmp_path / 'stage'
     work.mkdir()
     (work / 'epoch_5.pth').write_bytes(b'x')
     pointer = work / 'last_checkpoint'
     pointer.write_text('epoch_5.pth')
-    assert _resumable(str(work), allowed=True) and pointer.exists()
-    assert not _resumable(str(work), allowed=False) and not pointer.exists()
+    assert resumable(str(work), allowed=True) and pointer.exists()
+    assert not resumable(str(work), allowed=False) and not pointer.exists()
     pointer.write_text('epoch_10.pth')  # names a deleted checkpoint: start over
-    assert not _resumable(str(work), allowed=True) and not pointer.exists()
-    assert not _resumable(str(work), allowed=True)  # no pointer at all
-
-
-LOWLABEL = osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2_lowlabel.py')
+    assert not resumable(str(work), allowed=True) and not pointer.exists()
+    assert not resumable(str(work), allowed=True)  # no pointer at all
 
 
 @pytest.mark.parametrize('overrides,message', [
@@ -229,7 +254,7 @@ LOWLABEL = osp.join(CONFIGS, 'reproduce', 'motion_protocol_v2_lowlabel.py')
     ({'finetune': {'val_interval': 0}}, 'finetune.val_interval must be an int >= 1'),
 ])
 def test_lowlabel_addendum_errors_name_the_key(overrides, message):
-    from amd_mmaction.reproduce.lowlabel import load_lowlabel
+    from amd_mmaction.reproduce.protocol import load_lowlabel
     with pytest.raises(ValueError, match=message):
         load_lowlabel(LOWLABEL, overrides)
 

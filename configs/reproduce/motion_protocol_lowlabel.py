@@ -1,5 +1,5 @@
-# Protocol v2, low-label addendum (tools/reproduce_v2_lowlabel.py,
-# docs/reproduce.md "Low-label fine-tuning"). It reads a finished protocol v2
+# The protocol's low-label addendum (tools/reproduce.py lowlabel,
+# docs/reproduce.md "Low-label fine-tuning"). It reads a finished protocol
 # run (--from) and fine-tunes each of its pre-trained students again, on a
 # small class-balanced part of the train clips.
 #
@@ -22,7 +22,7 @@
 per_class = 10
 subset_seed = 3000
 
-finetune = dict(config='finetune_tiny_motion.py', epochs=48, batch_size=8,
+finetune = dict(config='tiny/finetune_tiny_motion.py', epochs=48, batch_size=8,
                 val_interval=8)
 
 # Parallel worker processes (one thread each).

@@ -1,4 +1,4 @@
-"""The end-to-end demo on CPU, from nothing to two fine-tuned students.
+"""The end-to-end quick start on CPU, from nothing to two fine-tuned students.
 
   1. write a labeled motion data set as real VP9 videos (tools/make_demo_data.py)
   2. pre-train a tiny teacher with plain VideoMAE
@@ -7,62 +7,51 @@
   5. export both students to mmaction2, fine-tune, multi-view test
   6. print both students' top-1
 
-Every training stage is tools/train.py (mmengine Runner, progress/ETA logs,
-checkpoints in work_dirs/demo/<stage>). Usage:
+Every stage is one of the reproduction protocol's (amd_mmaction.reproduce.
+stages): the installed configs/tiny configs trained through mmengine's Runner
+(progress/ETA logs, checkpoints in work_dirs/demo/<stage>). Not to be confused
+with demo/demo.py (mmaction2's inference demo on one video). Usage:
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--teacher-epochs 24]
+    python tools/quickstart.py [--work-dir work_dirs/demo] [--teacher-epochs 24]
         [--student-epochs 8] [--finetune-epochs 6] [--num-train 240] [--num-val 96]
 """
 import argparse
+import gc
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def train(config, work_dir, data, epochs, extra=()):
-    """Run tools/train.py as its own process and return the last checkpoint."""
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'),
-           osp.join(ROOT, 'configs', 'tiny', config), '--work-dir', work_dir,
-           '--cfg-options', f'train_dataloader.dataset.ann_file={data["train"]}',
-           f'train_dataloader.dataset.data_prefix.video={data["root"]}',
-           f'train_cfg.max_epochs={epochs}', f'default_hooks.checkpoint.interval={epochs}',
-           f'param_scheduler.1.T_max={epochs - 1}', f'param_scheduler.1.end={epochs}',
-           *extra]
-    subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONWARNINGS='ignore'))
-    return osp.join(work_dir, f'epoch_{epochs}.pth')
+def pretrain(config, work_dir, data, epochs, extra=None):
+    """Pre-train the config ``tiny/<config>`` on ``data`` for ``epochs``
+    (its own batch, seed and schedule shape); return the last checkpoint and
+    the last logged losses (4 decimals)."""
+    from amd_mmaction.reproduce.stages import pretrain_config, scalar_log, train_runner
+    cfg = pretrain_config(f'tiny/{config}', data, work_dir, epochs, extra=extra)
+    res = train_runner(cfg)
+    del res['runner']
+    gc.collect()
+    rows = scalar_log(work_dir)
+    last = rows[-1] if rows else {}
+    return res['checkpoint'], {k: round(v, 4) for k, v in last.items() if k.startswith('loss')}
 
 
-def final_losses(work_dir):
-    """Last logged training losses from mmengine's scalars.json."""
-    logs = sorted(
-        osp.join(dp, f) for dp, _, fs in os.walk(work_dir) for f in fs if f == 'scalars.json')
-    if not logs:
-        return {}
-    with open(logs[-1]) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    last = rows[-1]
-    return {k: round(v, 4) for k, v in last.items() if k.startswith('loss')}
-
-
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'))
-    # Defaults: one seed of the reproduction protocol's fixed settings
-    # (configs/reproduce/motion_protocol.py), with its two headline students.
+    # Defaults: one seed of protocol v1's fixed settings (docs/reproduce.md,
+    # history), with its two headline students.
     p.add_argument('--teacher-epochs', type=int, default=24)
     p.add_argument('--student-epochs', type=int, default=8)
     p.add_argument('--finetune-epochs', type=int, default=6)
     p.add_argument('--num-train', type=int, default=240)
     p.add_argument('--num-val', type=int, default=96)
     p.add_argument('--skip-finetune', action='store_true')
-    a = p.parse_args()
+    a = p.parse_args(argv)
     t0 = time.time()
     times, losses = {}, {}
     from amd_mmaction.data.synthetic import make_motion_dataset
@@ -78,22 +67,20 @@ def main():
         return out
 
     wd = lambda name: osp.join(a.work_dir, name)  # noqa: E731
-    teacher = stage('teacher (VideoMAE)', lambda: train(
+    teacher, losses['teacher'] = stage('teacher (VideoMAE)', lambda: pretrain(
         'videomae_teacher_tiny_motion.py', wd('teacher'), data, a.teacher_epochs))
-    amd = stage('AMD student', lambda: train(
+    amd, losses['amd_student'] = stage('AMD student', lambda: pretrain(
         'amd_tiny_motion.py', wd('amd_student'), data, a.student_epochs,
-        [f'model.teacher.checkpoint={teacher}']))
-    mae = stage('VideoMAE student', lambda: train(
+        {'model.teacher.checkpoint': teacher}))
+    mae, losses['videomae_student'] = stage('VideoMAE student', lambda: pretrain(
         'videomae_student_tiny_motion.py', wd('videomae_student'), data, a.student_epochs))
-    for name in ('teacher', 'amd_student', 'videomae_student'):
-        losses[name] = final_losses(wd(name))
 
     results = {}
     if not a.skip_finetune:
         from mmengine.config import Config
 
-        from amd_mmaction.reproduce.v1_run import schedule_for
-        from amd_mmaction.reproduce.stages import TINY_FINETUNE, export_and_finetune
+        from amd_mmaction.reproduce.stages import (TINY_FINETUNE, export_and_finetune,
+                                                   schedule_for)
         epochs = {'train_cfg.max_epochs': a.finetune_epochs,
                   'train_cfg.val_interval': a.finetune_epochs,
                   'param_scheduler': schedule_for(Config.fromfile(TINY_FINETUNE),

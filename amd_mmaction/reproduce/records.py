@@ -1,0 +1,129 @@
+"""The record store of a reproduction run folder.
+
+Every finished stage appends one JSON line to a records file:
+``records.jsonl`` for the main process, ``records.w<i>.jsonl`` for worker
+``i`` (so processes never write the same file). Reading merges every
+``records*.jsonl`` of the folder, the newest record of a key winning; a line
+cut by a kill is skipped (that stage runs again). A record names the records
+it was built on (``parent_key`` / ``parent_id``, and ``subset_key`` /
+``subset_id`` for the low-label draw), so a stage run anew makes what was
+built on its old output stale without any other bookkeeping. The folder also
+holds ``protocol.json`` (the protocol it runs; another one is refused) and
+``sessions.jsonl`` (one line per call of the tool: start, seconds, complete).
+"""
+import glob
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+# Record fields naming another record a record was built on: <dep>_key, <dep>_id.
+DEPENDS_ON = ('parent', 'subset')
+
+
+class RecordStore:
+    """The records of ``out_dir``; ``worker``: this process writes
+    ``records.w<worker>.jsonl``; ``read_only``: never writes; ``base``: the
+    store of a run this one builds on (its records are read as if they were
+    this run's, never written)."""
+
+    def __init__(self, out_dir: str, worker: Optional[int] = None, read_only: bool = False,
+                 base: Optional['RecordStore'] = None):
+        self.out, self.base = out_dir, base
+        self.file = None
+        if not read_only:
+            name = 'records.jsonl' if worker is None else f'records.w{worker}.jsonl'
+            self.file = osp.join(out_dir, name)
+        self.records = self.load()
+
+    # -- the protocol of the folder ---------------------------------------
+    @property
+    def protocol_file(self) -> str:
+        return osp.join(self.out, 'protocol.json')
+
+    def read_protocol(self) -> dict:
+        if not osp.isfile(self.protocol_file):
+            raise FileNotFoundError(f'{self.out} is not a reproduction run folder (no '
+                                    'protocol.json); run tools/reproduce.py run first')
+        with open(self.protocol_file) as f:
+            return json.load(f)
+
+    def claim(self, p: dict, resume: bool = True):
+        """Make ``out_dir`` the folder of protocol ``p``: with ``resume``, a
+        folder holding another protocol is refused (ValueError naming the
+        sections that differ); without, its records are removed."""
+        os.makedirs(self.out, exist_ok=True)
+        if resume and osp.isfile(self.protocol_file):
+            old = self.read_protocol()
+            new = json.loads(json.dumps(p))
+            if old != new:
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                raise ValueError(f'{self.protocol_file} holds another protocol (differs in '
+                                 f'{diff}); use another --out, or --no-resume to start this '
+                                 'one over')
+        elif not resume:
+            for f in glob.glob(osp.join(self.out, 'records*.jsonl')):
+                os.remove(f)
+            self.records = self.load()
+        with open(self.protocol_file, 'w') as f:
+            json.dump(p, f, indent=1)
+
+    # -- records ---------------------------------------------------------
+    def load(self) -> Dict[str, dict]:
+        """Every record of the folder (after the base run's), newest per key."""
+        out = dict(self.base.records) if self.base is not None else {}
+        mine: Dict[str, dict] = {}
+        for path in sorted(glob.glob(osp.join(self.out, 'records*.jsonl'))):
+            with open(path) as f:
+                for line in f:
+                    if line.strip():
+                        try:
+                            r = json.loads(line)
+                        except json.JSONDecodeError:
+                            continue  # a line cut by a kill: that stage runs again
+                        if r['key'] not in mine or r['finished'] >= mine[r['key']]['finished']:
+                            mine[r['key']] = r
+        out.update(mine)
+        return out
+
+    def reload(self):
+        self.records = self.load()
+
+    def save(self, rec: dict):
+        if self.file is None:
+            raise RuntimeError(f'{self.out} was opened read-only')
+        self.records[rec['key']] = rec
+        with open(self.file, 'a') as f:
+            f.write(json.dumps(rec) + '\n')
+
+    def valid(self, key: str, outputs: bool = True) -> Optional[dict]:
+        """The record of ``key`` if it is current: built on the current
+        records it names (``DEPENDS_ON``) and, with ``outputs``, its output
+        files still exist (a report of a copied folder reads the records
+        alone)."""
+        r = self.records.get(key)
+        if r is None:
+            return None
+        if outputs and not all(osp.exists(path) for path in r.get('outputs', [])):
+            return None
+        for dep in DEPENDS_ON:
+            if r.get(f'{dep}_key'):
+                d = self.valid(r[f'{dep}_key'], outputs)
+                if d is None or d['id'] != r[f'{dep}_id']:
+                    return None
+        return r
+
+    # -- sessions --------------------------------------------------------
+    @property
+    def sessions_file(self) -> str:
+        return osp.join(self.out, 'sessions.jsonl')
+
+    def add_session(self, started: float, seconds: float, complete: bool):
+        with open(self.sessions_file, 'a') as f:
+            f.write(json.dumps(dict(started=started, seconds=seconds, complete=complete)) + '\n')
+
+    def sessions(self) -> List[dict]:
+        if not osp.isfile(self.sessions_file):
+            return []
+        with open(self.sessions_file) as f:
+            return [json.loads(x) for x in f if x.strip()]

@@ -1,0 +1,210 @@
+"""The micro-scale reproduction: does AMD distil, above the noise?
+
+One teacher (plain VideoMAE on an unlabeled pool, trained far longer than any
+student) must pass a gate before any student is trained; then every student
+(VideoMAE, AMD serial, a random-teacher control, the Table 1 ablations) is
+distilled from that same teacher over several seeds and evaluated by k-NN and
+a linear probe on frozen features and by fine-tuning, all with the multi-view
+test; claims are paired differences by seed with 95% intervals. The
+low-label addendum fine-tunes every student of a finished run again on a few
+labels per class. Protocol files: configs/reproduce/; docs/reproduce.md.
+
+    python tools/reproduce.py plan [--quick]       # stages and a time estimate
+    python tools/reproduce.py run --quick          # teacher + 3 headline variants, 3 seeds, < 15 min
+    python tools/reproduce.py run                  # the full protocol
+    python tools/reproduce.py run --teacher-only   # the teacher and its gate (to size a teacher)
+    python tools/reproduce.py run --set data.source=lists data.train=train.txt \\
+        data.val=val.txt data.root=videos/ data.num_classes=10   # your own data
+    python tools/reproduce.py lowlabel --from work_dirs/reproduce [--plan]
+    python tools/reproduce.py report --out work_dirs/reproduce   # re-make the report
+
+A rerun into the same --out resumes where it stopped.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+import time
+import warnings
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+PROTOCOL = 'reproduce/motion_protocol.py'           # under configs/
+LOWLABEL = 'reproduce/motion_protocol_lowlabel.py'
+
+
+def _parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='command', required=True, metavar='{plan,run,lowlabel,report}')
+
+    def protocol_args(s, default, what):
+        s.add_argument('protocol', nargs='?', default=None,
+                       help=f'{what} file (default configs/{default})')
+        s.add_argument('--set', nargs='+', metavar='KEY=VALUE',
+                       help=f'override {what} keys; a different protocol needs a fresh --out')
+        s.add_argument('--workers', type=int,
+                       help="worker processes for the students (default: the file's)")
+
+    def run_args(s):
+        s.add_argument('--no-resume', action='store_true', help='start over in --out')
+        s.add_argument('--quiet', action='store_true', help='no Runner logs, progress only')
+
+    s = sub.add_parser('plan', help='print the protocol, its stages and an estimate')
+    protocol_args(s, PROTOCOL, 'protocol')
+    s.add_argument('--quick', action='store_true', help="the protocol's quick section")
+    s = sub.add_parser('run', help='run the protocol (resumes), then write the report')
+    protocol_args(s, PROTOCOL, 'protocol')
+    s.add_argument('--quick', action='store_true', help="the protocol's quick section")
+    s.add_argument('--out', help='output folder (default work_dirs/reproduce[_quick])')
+    run_args(s)
+    s.add_argument('--force', action='store_true',
+                   help='train the students even if the teacher fails its gate')
+    s.add_argument('--teacher-only', action='store_true',
+                   help='stop after the teacher and its gate (to size a teacher)')
+    s = sub.add_parser('lowlabel', help='low-label fine-tuning of a finished run')
+    protocol_args(s, LOWLABEL, 'addendum')
+    s.add_argument('--from', dest='base', required=True, help='the protocol run folder')
+    s.add_argument('--out', help='output folder (default <--from>_lowlabel)')
+    s.add_argument('--plan', action='store_true', help='print the stages and an estimate')
+    run_args(s)
+    s.add_argument('--force', action='store_true',
+                   help='fine-tune the students that are there when the run is unfinished')
+    s = sub.add_parser('report', help="re-make a run folder's report from its records")
+    s.add_argument('--out', required=True, help='the run folder')
+    s.add_argument('--from', dest='base',
+                   help='a low-label run: where its protocol run folder is now')
+    return p
+
+
+def _say(msg):
+    print(msg, flush=True)
+
+
+def _command_record(out, estimate):
+    from amd_mmaction.reproduce.cli import machine
+    info = dict(command=' '.join([osp.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+                machine=machine(1), estimate=estimate)
+    with open(osp.join(out, 'command.json'), 'w') as f:
+        json.dump(info, f, indent=1)
+    return info
+
+
+def _report(run, start=None, info=None):
+    from amd_mmaction.reproduce.report import write_report
+    res = write_report(run)
+    print('\n' + res['markdown'])
+    if info:
+        print(f"command: {info['command']}\nmachine: {info['machine']}")
+    took = '' if start is None else f'this call: {(time.time() - start) / 60:.1f} min; '
+    print(f'{took}wrote {run.out}/results.*')
+    return res
+
+
+def _protocol(a):
+    from amd_mmaction.config_files import config_file
+    from amd_mmaction.reproduce.cli import parse_overrides
+    from amd_mmaction.reproduce.protocol import estimate_seconds, load_protocol
+    try:
+        protocol = load_protocol(a.protocol or config_file(PROTOCOL), quick=a.quick,
+                                 overrides=parse_overrides(a.set))
+    except (ValueError, FileNotFoundError) as err:  # the message names the file and key
+        raise SystemExit(f'reproduce.py {a.command}: {err}') from err
+    if a.workers:
+        protocol['workers'] = a.workers
+    est = estimate_seconds(protocol)
+    estimate = (f"rough estimate (idle 2-core machine): teacher {est['teacher'] / 60:.1f} min, "
+                f"gate {est['gate'] / 60:.1f} min, {est['units']} students "
+                f"{est['students'] / 60:.1f} min on {protocol['workers']} worker(s), "
+                f"total {est['total'] / 60:.1f} min")
+    return protocol, estimate
+
+
+def plan(a):
+    from amd_mmaction.reproduce.protocol import plan_stages, stage_key
+    protocol, estimate = _protocol(a)
+    print(json.dumps(protocol, indent=1))
+    print('\n'.join(stage_key(s) for s in plan_stages(protocol)))
+    print(estimate)
+
+
+def run(a):
+    from amd_mmaction.reproduce.protocol import plan_stages
+    from amd_mmaction.reproduce.runner import GateFailed, ProtocolRun
+    from amd_mmaction.reproduce.worker import worker_command
+    protocol, estimate = _protocol(a)
+    out = a.out or osp.join('work_dirs', 'reproduce_quick' if a.quick else 'reproduce')
+    level = 'WARNING' if a.quiet else 'INFO'
+    r = ProtocolRun(protocol, out, resume=not a.no_resume, log=_say, log_level=level)
+    info = _command_record(out, estimate)
+    start = time.time()
+    _say(f'[reproduce] {len(plan_stages(protocol))} stages; output in {out}; {estimate}')
+    status = 0
+    try:
+        r.run(force=a.force, worker_cmd=worker_command(out, level),
+              stop_after_gate=a.teacher_only)
+    except GateFailed as err:
+        _say(f'[reproduce] {err}')
+        status = 3
+    res = _report(r, start, info)
+    if status:
+        raise SystemExit(status)
+    return res
+
+
+def lowlabel(a):
+    from amd_mmaction.config_files import config_file
+    from amd_mmaction.reproduce.cli import parse_overrides
+    from amd_mmaction.reproduce.lowlabel import LowLabelRun
+    from amd_mmaction.reproduce.protocol import estimate_lowlabel_seconds, load_lowlabel
+    from amd_mmaction.reproduce.worker import worker_command
+    if not osp.isfile(osp.join(a.base, 'protocol.json')):
+        raise SystemExit(f'{a.base} is not a protocol run folder (no protocol.json); '
+                         'run tools/reproduce.py run first')
+    try:
+        ll = load_lowlabel(a.protocol or config_file(LOWLABEL), parse_overrides(a.set))
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f'reproduce.py lowlabel: {err}') from err
+    if a.workers:
+        ll['workers'] = a.workers
+    out = a.out or osp.normpath(a.base) + '_lowlabel'
+    level = 'WARNING' if a.quiet else 'INFO'
+    r = LowLabelRun(ll, a.base, out, resume=not a.no_resume, read_only=a.plan, log=_say,
+                    log_level=level)
+    data = r.records['data']['data']
+    with open(data['val']) as f:
+        val = sum(1 for line in f if line.strip())
+    count = len([k for k in r.plan() if '/subset/' not in k])
+    est = estimate_lowlabel_seconds(ll, data['num_classes'], val, count)
+    estimate = (f"rough estimate (idle 2-core machine): {count} fine-tunings of "
+                f"{est['clips']} clips, {est['total'] / 60:.1f} min on {ll['workers']} worker(s)")
+    if a.plan:
+        print(json.dumps(dict(r.p['lowlabel'], finetune=ll['finetune']), indent=1))
+        print('\n'.join(r.plan()))
+        print(estimate)
+        return None
+    info = _command_record(out, estimate)
+    start = time.time()
+    _say(f'[reproduce] low-label fine-tuning of {a.base}; output in {out}; {estimate}')
+    r.run(force=a.force, worker_cmd=worker_command(out, level))
+    return _report(r, start, info)
+
+
+def report(a):
+    from amd_mmaction.reproduce.worker import open_run
+    try:
+        r = open_run(a.out, a.base, read_only=True)
+    except FileNotFoundError as err:
+        raise SystemExit(f'report: {err}') from err
+    return _report(r)
+
+
+def main(argv=None):
+    a = _parser().parse_args(argv)
+    warnings.filterwarnings('ignore')
+    import amd_mmaction  # noqa: F401  (registries, compat shims)
+    return dict(plan=plan, run=run, lowlabel=lowlabel, report=report)[a.command](a)
+
+
+if __name__ == '__main__':
+    main()
