@@ -239,11 +239,11 @@ def test_export_checkpoint_never_replaces_its_input(trained, tmp_path):
         assert contents(src) == before
     dst = str(tmp_path / 'out.pth')
     open(dst, 'wb').write(b'an older export')
-    rc, stdout, err = tool('export_checkpoint.py', src, dst, '--num-frames', '8', '--img-size', '64')
+    size = ['--num-frames', '8', '--img-size', '64']
+    rc, stdout, err = tool('export_checkpoint.py', src, dst, *size)
     refused(rc, stdout, err, '', f'the output {dst} exists; add --force', prefix='export failed: ')
     assert open(dst, 'rb').read() == b'an older export'
-    rc, stdout, err = tool('export_checkpoint.py', src, dst, '--num-frames', '8', '--img-size', '64',
-                           '--force')
+    rc, stdout, err = tool('export_checkpoint.py', src, dst, *size, '--force')
     assert rc == 0, err[-3000:]
     assert f'wrote {dst}' in stdout and contents(src) == before
     assert all(k.startswith('backbone.') for k in torch.load(dst, weights_only=False)['state_dict'])

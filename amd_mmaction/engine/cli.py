@@ -28,7 +28,9 @@ def load_config(config: str, cfg_options: dict, launcher: str, work_dir: Optiona
     if not osp.isfile(config):
         raise FileNotFoundError(f'config {config!r} does not exist')
     cfg = Config.fromfile(config)
-    cfg.merge_from_dict(cfg_options)
+    # dotted keys, then the named switches (mask.teacher_ratio, views.num_views, ...)
+    from amd_mmaction.engine.config_aliases import merge_options
+    merge_options(cfg, cfg_options, config)
     cfg.launcher = launcher
     if work_dir:
         cfg.work_dir = work_dir

@@ -99,12 +99,18 @@ def configured_heads_problem(configured: Optional[int], ckpt: CheckpointFile,
     can. Heads change no weight shape, so a count other than the one the
     weights were trained with loads without an error and trains an
     attention the weights never learned (one that does not divide the width
-    fails later with a bare reshape error). ``dims``: the width, when the
-    checkpoint's own cannot be read."""
+    fails later with a bare reshape error). ``dims``: the model's width
+    (used when the checkpoint's own cannot be read; when they differ, that
+    is a weight-shape problem, not this one: None)."""
     if configured is None:
         return None
+    if isinstance(configured, bool) or not isinstance(configured, int) or configured < 1:
+        return f'{key}={configured!r} must be a positive integer (the attention head count)'
+    width = checkpoint_width(ckpt.state)
+    if width and dims and width != dims:
+        return None  # another width: a weight-shape problem, which the loaders name
     recorded, where = recorded_heads(ckpt)
-    dims = checkpoint_width(ckpt.state) or dims
+    dims = width or dims
     if recorded is not None and configured != recorded:
         return (f'{key}={configured} but the checkpoint\'s backbone was trained with '
                 f'{recorded} heads ({where}). Heads change no weight shape: the weights '
@@ -112,8 +118,9 @@ def configured_heads_problem(configured: Optional[int], ckpt: CheckpointFile,
                 + (f' ({configured} does not even divide the width {dims})'
                    if dims and dims % configured else '')
                 + f'. Fix: --cfg-options {key}={recorded}')
-    if dims and (configured < 1 or dims % configured):
-        fits = [h for h in range(1, dims + 1) if dims % h == 0 and 16 <= dims // h <= 256]
+    if dims and dims % configured:
+        fits = [h for h in range(1, dims + 1)
+                if dims % h == 0 and HEAD_DIM_RANGE[0] <= dims // h <= HEAD_DIM_RANGE[1]]
         return (f'{key}={configured} does not divide the checkpoint\'s width '
                 f'embed_dims={dims} (the attention would fail with a bare reshape error); '
                 f'the checkpoint does not record its heads. Fix: --cfg-options {key}=H with '

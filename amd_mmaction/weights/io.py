@@ -177,8 +177,8 @@ class NotACheckpointError(ValueError):
 
 
 def refuse_text_pointer(path) -> None:
-    """A short one-line text file is no checkpoint: most likely a work dir's
-    ``last_checkpoint``, which names one. torch would fail on it with "pop
+    """A short one-line text file naming a checkpoint (``epoch_1.pth``, a
+    path) is no checkpoint but a work dir's ``last_checkpoint`` pointer. torch would fail on it with "pop
     from empty list"; raise :class:`NotACheckpointError` naming the file it
     points to."""
     path = str(path)
@@ -196,6 +196,8 @@ def refuse_text_pointer(path) -> None:
     name = lines[0]
     target = name if osp.isabs(name) or '://' in name else \
         osp.join(osp.dirname(osp.abspath(path)), name)
+    if not (name.endswith(('.pth', '.pt', '.ckpt')) or osp.isfile(target)):
+        return  # some other text: the loader's own "not a torch file" error
     where = (f'use the checkpoint it names: {target}' if osp.isfile(target) else
              f'it names {target}, which does not exist')
     raise NotACheckpointError(

@@ -258,6 +258,11 @@ def convert_checkpoint(ckpt: CheckpointFile, target: Dict[str, torch.Tensor],
     source = ckpt.path
     encoder = to_encoder_state(ckpt.state, source=source)
     fc_norm, classifier = finetuned_layers(ckpt.state)
+    earlier = ckpt.meta.get('report') if isinstance(ckpt.meta, dict) else None
+    fresh_before = {}
+    if fc_norm and isinstance(earlier, dict) and set(fc_norm) <= set(earlier.get('fresh') or ()):
+        # our own export of a pre-training: its fc_norm was fresh, and is again
+        fresh_before, fc_norm = fc_norm, {}
     pooled = any(FRESH.match(k) for k in target)
     if classifier and not fc_norm and pooled and 'norm.weight' in encoder \
             and not fc_norm_from_norm:
@@ -271,7 +276,7 @@ def convert_checkpoint(ckpt: CheckpointFile, target: Dict[str, torch.Tensor],
                                   fc_norm_from_norm=fc_norm_from_norm, strict=strict,
                                   trained_fc_norm=fc_norm)
     kept = classifier if keep_classifier else {}
-    used = {id(v) for part in (encoder, fc_norm, kept) for v in part.values()}
+    used = {id(v) for part in (encoder, fc_norm, kept, fresh_before) for v in part.values()}
     report['classifier'] = sorted(kept)
     report['left_behind'] = sorted(k for k, v in ckpt.state.items()
                                    if id(v) not in used and not k.endswith('pos_embed'))
@@ -373,16 +378,17 @@ class AMDPretrainedInit:
             info = 'AMDPretrained: no checkpoint, default ViT init'
         else:
             ckpt = open_checkpoint(self.checkpoint)
+            # a backbone initialiser has no place for a classifier: it is left behind
+            state, _, report = convert_checkpoint(
+                ckpt, module.state_dict(), fc_norm_from_norm=self.fc_norm_from_norm,
+                strict=self.strict, keep_classifier=False)
+            # heads change no shape: checked against what the checkpoint records
             heads = getattr(getattr(module.blocks[0], 'attn', None), 'num_heads', None) \
                 if len(getattr(module, 'blocks', ())) else None
             problem = configured_heads_problem(heads, ckpt, 'model.backbone.num_heads',
                                                getattr(module, 'embed_dims', None))
             if problem:
                 raise CheckpointMismatch(f'AMDPretrained {self.checkpoint}: {problem}')
-            # a backbone initialiser has no place for a classifier: it is left behind
-            state, _, report = convert_checkpoint(
-                ckpt, module.state_dict(), fc_norm_from_norm=self.fc_norm_from_norm,
-                strict=self.strict, keep_classifier=False)
             module.load_state_dict(state, strict=True)
             info = f'AMDPretrained: {self.checkpoint}: ' + '; '.join(describe_report(report))
             print_log(info, logger='current')

@@ -97,23 +97,28 @@ def resumed_identity_problem(cfg, path: str, meta: dict, model) -> Optional[str]
                 f'builds ({"; ".join(diff)}); heads change no weight shape, so the weights '
                 'would load into an attention they never learned. Resume with the config '
                 'the run was started with (the copy in the work dir)')
-    if TEACHER_KEY in meta:
-        was, now = meta[TEACHER_KEY], teacher_record(model)
-        fp = [r.get('fingerprint') if r else None for r in (was, now)]
-        if (was is None) != (now is None) or fp[0] != fp[1]:
-            if cfg.get(SWITCH):
-                print_log(f'{SWITCH}=True: resuming {path}, trained with teacher '
-                          f'{_short(was)}, with teacher {_short(now)}', logger='current',
-                          level=30)
-            else:
-                hint = (f'model.teacher.checkpoint={was.get("path")!r}' if was else
-                        'model.teacher=None')
-                problems.append(
-                    f'--resume: {path} was trained with teacher {_short(was)}, but this config '
-                    f'builds teacher {_short(now)}: the distillation targets would change '
-                    f'mid-run. Resume with the teacher the run was started with ({hint}), or, '
-                    f'if the change is on purpose, add --cfg-options {SWITCH}=True')
+    changed = teacher_change(meta, model)
+    if changed and not cfg.get(SWITCH):
+        was, now = changed
+        hint = f'model.teacher.checkpoint={was.get("path")!r}' if was else 'model.teacher=None'
+        problems.append(
+            f'--resume: {path} was trained with teacher {_short(was)}, but this config '
+            f'builds teacher {_short(now)}: the distillation targets would change '
+            f'mid-run. Resume with the teacher the run was started with ({hint}), or, '
+            f'if the change is on purpose, add --cfg-options {SWITCH}=True')
     return ' | '.join(problems) if problems else None
+
+
+def teacher_change(meta: dict, model):
+    """(recorded teacher, model's teacher) when the checkpoint ``meta``
+    records another teacher than ``model`` has, else None."""
+    if not isinstance(meta, dict) or TEACHER_KEY not in meta:
+        return None
+    was, now = meta[TEACHER_KEY], teacher_record(model)
+    fp = [r.get('fingerprint') if r else None for r in (was, now)]
+    if (was is None) != (now is None) or fp[0] != fp[1]:
+        return was, now
+    return None
 
 
 @HOOKS.register_module()
@@ -143,3 +148,8 @@ class TeacherIdentityHook(Hook):
         if problem:
             from amd_mmaction.engine.preflight import RunRefused
             raise RunRefused(problem)
+        changed = teacher_change(meta, self._model(runner))
+        if changed:  # allowed: on purpose
+            print_log(f'{SWITCH}=True: resuming {path}, trained with teacher '
+                      f'{_short(changed[0])}, with teacher {_short(changed[1])}; the new '
+                      'teacher is recorded from now on', logger='current', level=30)
