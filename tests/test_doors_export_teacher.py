@@ -161,6 +161,12 @@ def test_pretraining_export_names_everything_it_leaves(pretrain_ckpt, tmp_path, 
     # every tensor of the source is carried, dropped or named as left behind
     assert set(info['left_behind']) == {k for k in raw if not k.startswith('student.')}
     assert info['dropped'] == ['norm.weight', 'norm.bias'] and info['unexpected'] == []
+    # that export exported again: its fc_norm was fresh, and is fresh again
+    export_cli().main([str(tmp_path / 'f.pth'), str(tmp_path / 'g.pth'), '--num-frames', '16',
+                       '--img-size', '64'])
+    printed = capsys.readouterr().out
+    assert 'num_heads: meta.backbone.num_heads, written by the export' in printed
+    assert 'newly initialised: fc_norm.bias, fc_norm.weight\ndropped: nothing' in printed
 
 
 class Lines(logging.Handler):

@@ -94,10 +94,21 @@ def test_bring_your_own_data_bad_lists_fail_before_training(motion_data, tmp_pat
 
 
 def test_bring_your_own_data_good_lists(motion_data, tmp_path):
+    import numpy as np
+    from amd_mmaction.data.synthetic import render_clip, write_video
     pool = tmp_path / 'pool.txt'
     pool.write_text(open(motion_data['val']).read().split()[0] + '\n')  # unlabeled line
     p = _lists_protocol(tmp_path, motion_data, train=motion_data['train'],
                         val=motion_data['val'], pool=str(pool))
+    # a validation clip in the teacher's pool is refused, both file:line named
+    with pytest.raises(ValueError, match='must never reach') as err:
+        ProtocolRun(p, str(tmp_path / 'bad'), log=lambda m: None).run_shared()
+    assert f"{motion_data['val']}:1" in str(err.value) and f'{pool}:1' in str(err.value)
+    assert not osp.exists(tmp_path / 'bad' / 'teacher')  # nothing trained
+    # a clip of its own is accepted
+    clip = tmp_path / 'extra' / 'pool_00000.webm'
+    write_video(str(clip), render_clip(0, 24, 64, np.random.default_rng(99)))
+    pool.write_text(osp.relpath(clip, motion_data['root']) + '\n')  # unlabeled line
     run = ProtocolRun(p, str(tmp_path / 'out'), log=lambda m: None)
     rec = run._run_stage(dict(kind='data', variant=None, seed=None))
     lines = open(rec['data']['pool']).read().splitlines()

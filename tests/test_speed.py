@@ -116,7 +116,7 @@ def ref_losses(model, x, mask_stu, mask_tea):
     h = ref_mask_tokens(z, vis, mask_stu, dec.mask_token, dec.blocks, st.num_tokens)
     pred = F.layer_norm(h, (h.shape[-1],), dec.norm.weight, dec.norm.bias, dec.norm.eps)
     pred = pred @ dec.head.weight.T + dec.head.bias
-    target = ref_select(ref_target(model._pixels(x), st.tubelet_size, st.patch_size), mask_stu)
+    target = ref_select(ref_target(model.pixels(x), st.tubelet_size, st.patch_size), mask_stu)
     losses = {'loss_recon': F.mse_loss(pred, target)}
     with torch.no_grad():
         _, tfeats = ref_encoder(tea.encoder, x, tea_keep, tea.taps, final=False)

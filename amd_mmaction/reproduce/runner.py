@@ -61,14 +61,18 @@ def write_synthetic(root: str, d: dict) -> Dict[str, str]:
 
 def check_lists(root: str, d: dict) -> Dict[str, str]:
     """Bring-your-own-data: validate the lists before any training (errors
-    name file:line) and write the teacher's pool list (train + pool; pool
-    lines may lack a label, pre-training ignores it)."""
+    name file:line), refuse a validation clip that is also in the train
+    list or the pool (same path or same content, both file:line named), and
+    write the teacher's pool list (train + pool; pool lines may lack a
+    label, pre-training ignores it)."""
     from amd_mmaction.data.lists import check_video_list
+    from amd_mmaction.data.overlap import check_disjoint
     n = d['num_classes']
     entries = {s: check_video_list(d[s], d['root'], num_classes=n) for s in ('train', 'val')}
     pool = []
     if d.get('pool'):
         pool = check_video_list(d['pool'], d['root'], num_classes=None, require_label=False)
+    check_disjoint(d['val'], [d['train']] + ([d['pool']] if d.get('pool') else []), d['root'])
     os.makedirs(root, exist_ok=True)
     out = dict(root=d['root'], train=d['train'], val=d['val'], num_classes=n,
                pool=osp.join(root, 'teacher_pool.txt'),

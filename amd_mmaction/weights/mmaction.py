@@ -245,6 +245,8 @@ def convert_checkpoint(ckpt: CheckpointFile, target: Dict[str, torch.Tensor],
     A fine-tuned recogniser (:func:`finetuned_layers`) keeps its trained
     ``fc_norm`` (never re-initialised) and, with ``keep_classifier``, its
     classifier (``cls_head.*``, returned apart: it is not the backbone's).
+    This project's own export of a pre-training (its ``meta.report`` lists
+    ``fc_norm`` as fresh) has a fresh ``fc_norm`` again.
     One fine-tuned without mean pooling (a trained final ``norm``, no
     ``fc_norm``) for a target with mean pooling is refused: its norm would
     be dropped and a fresh ``fc_norm`` trained in its place.
