@@ -40,6 +40,12 @@ HISTORICAL = {
     'tools/analysis_tools/analyze_logs.py': (
         {'docs/reliability.md'},
         "mmaction2's own tool (in its wheel), not a path of this repository"),
+    'tools/data/ava': (
+        {'docs/data.md'},
+        "mmaction2's AVA scripts folder (in its repository), not a path of this one"),
+    'tools/data/ava/download_annotations.sh': (
+        {'docs/data.md'},
+        "mmaction2's AVA download script (in its repository), not a path of this one"),
 }
 
 
