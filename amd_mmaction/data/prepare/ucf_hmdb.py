@@ -176,22 +176,8 @@ def prepare_ucf101(ann_dir: str, video_dir: str, out_dir: str, splits: Sequence[
             if rel in train:
                 problems.add('in_two_splits', where, f'{rel} is also in the train list of split '
                              f'{k} ({train[rel]})', split=f'val{k}')
-    problems.raise_if_fatal()
-    videos = _Videos(video_dir)
-    outputs, counts = Outputs(), {}
-    for (split, k), items in rows.items():
-        lines, missing = _emit(items, videos, split, k, problems, keep_missing)
-        outputs.add(osp.join(out_dir, ucf_list_name(split, k)), list_text(lines))
-        counts[f'{split}_split_{k}'] = dict(annotated=len(items), listed=len(lines),
-                                            missing=missing)
-    problems.raise_if_fatal()
-    outputs.add(osp.join(out_dir, 'label_map_ucf101.txt'), list_text(names))
-    summary = dict(dataset='ucf101', num_classes=len(names), video_dir=osp.abspath(video_dir),
-                   annotations=osp.abspath(ann_dir), splits=counts,
-                   lists={f'{s}_split_{k}': osp.join(out_dir, ucf_list_name(s, k))
-                          for (s, k) in rows},
-                   label_map=osp.join(out_dir, 'label_map_ucf101.txt'))
-    return finish(out_dir, 'ucf101', outputs, summary, problems, force)
+    return _write_lists('ucf101', ucf_list_name, rows, names, ann_dir, video_dir, out_dir,
+                        problems, keep_missing, force)
 
 
 _HMDB_FILE = re.compile(r'(.+)_test_split([123])\.txt$')
@@ -245,19 +231,28 @@ def prepare_hmdb51(ann_dir: str, video_dir: str, out_dir: str, splits: Sequence[
                 seen[video] = (cls, where)
                 rows[('train' if parts[1] == '1' else 'val', k)].append(
                     (f'{cls}/{video}', label, where))
+    return _write_lists('hmdb51', hmdb_list_name, rows, names, ann_dir, video_dir, out_dir,
+                        problems, keep_missing, force)
+
+
+def _write_lists(name, list_name, rows, names, ann_dir, video_dir, out_dir, problems,
+                 keep_missing, force):
+    """The lists of every (split, k) in ``rows``, the label map and the summary,
+    written once nothing fatal was found (shared by UCF101 and HMDB51)."""
     problems.raise_if_fatal()
     videos = _Videos(video_dir)
     outputs, counts = Outputs(), {}
     for (split, k), items in rows.items():
         lines, missing = _emit(items, videos, split, k, problems, keep_missing)
-        outputs.add(osp.join(out_dir, hmdb_list_name(split, k)), list_text(lines))
+        outputs.add(osp.join(out_dir, list_name(split, k)), list_text(lines))
         counts[f'{split}_split_{k}'] = dict(annotated=len(items), listed=len(lines),
                                             missing=missing)
     problems.raise_if_fatal()
-    outputs.add(osp.join(out_dir, 'label_map_hmdb51.txt'), list_text(names))
-    summary = dict(dataset='hmdb51', num_classes=len(names), video_dir=osp.abspath(video_dir),
+    label_map = osp.join(out_dir, f'label_map_{name}.txt')
+    outputs.add(label_map, list_text(names))
+    summary = dict(dataset=name, num_classes=len(names), video_dir=osp.abspath(video_dir),
                    annotations=osp.abspath(ann_dir), splits=counts,
-                   lists={f'{s}_split_{k}': osp.join(out_dir, hmdb_list_name(s, k))
+                   lists={f'{s}_split_{k}': osp.join(out_dir, list_name(s, k))
                           for (s, k) in rows},
-                   label_map=osp.join(out_dir, 'label_map_hmdb51.txt'))
-    return finish(out_dir, 'hmdb51', outputs, summary, problems, force)
+                   label_map=label_map)
+    return finish(out_dir, name, outputs, summary, problems, force)
