@@ -139,6 +139,30 @@ def test_committed_results_make_the_same_report(run, base, tmp_path):
     assert res['summary']['complete']
 
 
+def test_compare_finds_every_moved_figure(tmp_path, capsys):
+    """`compare` is the refactor pin: the committed before/after runs agree
+    on every figure; one changed figure, or a missing stage, is named."""
+    from tools.reproduce import main
+    pin = osp.join(RESULTS, 'pin_one_house')
+    res = main(['compare', osp.join(pin, 'before', 'v2small'), osp.join(pin, 'after', 'v2small')])
+    assert res['differences'] == [] and res['records'] == 16 and res['figures'] > 100
+    moved = str(tmp_path / 'moved')
+    shutil.copytree(osp.join(pin, 'after', 'v2small'), moved)
+    lines = open(osp.join(moved, 'records.jsonl')).read().splitlines()
+    gate = [i for i, x in enumerate(lines) if '"kind": "gate"' in x][0]
+    lines[gate] = lines[gate].replace('"probe_top1": 26.666666666666668',
+                                      '"probe_top1": 26.666666666666664')
+    open(osp.join(moved, 'records.jsonl'), 'w').write('\n'.join(lines) + '\n')
+    with pytest.raises(SystemExit) as exit_:
+        main(['compare', osp.join(pin, 'before', 'v2small'), moved])
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    assert 'gate.gate.teacher.probe_top1: 26.666666666666668 vs 26.666666666666664' in out
+    assert '1 difference(s)' in out
+    with pytest.raises(SystemExit, match='is not a run folder'):
+        main(['compare', pin, moved])
+
+
 def test_quickstart_on_a_few_clips(tmp_path, capsys):
     """tools/quickstart.py end to end (1 epoch per stage, 6 + 6 clips): both
     students pre-trained, fine-tuned and tested, the summary written."""

@@ -17,6 +17,7 @@ labels per class. Protocol files: configs/reproduce/; docs/reproduce.md.
         data.val=val.txt data.root=videos/ data.num_classes=10   # your own data
     python tools/reproduce.py lowlabel --from work_dirs/reproduce [--plan]
     python tools/reproduce.py report --out work_dirs/reproduce   # re-make the report
+    python tools/reproduce.py compare RUN_A RUN_B   # every figure equal? (refactor pins)
 
 A rerun into the same --out resumes where it stopped.
 """
@@ -36,7 +37,7 @@ LOWLABEL = 'reproduce/motion_protocol_lowlabel.py'
 def _parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest='command', required=True, metavar='{plan,run,lowlabel,report}')
+    sub = p.add_subparsers(dest='command', required=True, metavar='{plan,run,lowlabel,report,compare}')
 
     def protocol_args(s, default, what):
         s.add_argument('protocol', nargs='?', default=None,
@@ -74,6 +75,9 @@ def _parser():
     s.add_argument('--out', required=True, help='the run folder')
     s.add_argument('--from', dest='base',
                    help='a low-label run: where its protocol run folder is now')
+    s = sub.add_parser('compare', help='compare every figure of two run folders (exit 1 '
+                                       'on any difference): a change must not move them')
+    s.add_argument('runs', nargs=2, metavar='RUN', help='two run folders')
     return p
 
 
@@ -199,11 +203,26 @@ def report(a):
     return _report(r)
 
 
+def compare(a):
+    from amd_mmaction.reproduce.records import compare_runs
+    for d in a.runs:
+        if not osp.isfile(osp.join(d, 'protocol.json')):
+            raise SystemExit(f'compare: {d} is not a run folder (no protocol.json)')
+    res = compare_runs(*a.runs)
+    print('\n'.join(res['differences'][:50]))
+    print(f"{res['figures']} figures in {res['records']} records compared: "
+          f"{len(res['differences'])} difference(s)")
+    if res['differences']:
+        raise SystemExit(1)
+    return res
+
+
 def main(argv=None):
     a = _parser().parse_args(argv)
     warnings.filterwarnings('ignore')
     import amd_mmaction  # noqa: F401  (registries, compat shims)
-    return dict(plan=plan, run=run, lowlabel=lowlabel, report=report)[a.command](a)
+    return dict(plan=plan, run=run, lowlabel=lowlabel, report=report,
+                compare=compare)[a.command](a)
 
 
 if __name__ == '__main__':

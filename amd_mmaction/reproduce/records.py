@@ -127,3 +127,46 @@ class RecordStore:
             return []
         with open(self.sessions_file) as f:
             return [json.loads(x) for x in f if x.strip()]
+
+
+# -- comparing two runs ------------------------------------------------------
+# Record fields that differ between two runs of the same protocol by nature:
+# ids, clocks and the paths of their own folders.
+VOLATILE = frozenset({'id', 'parent_id', 'started', 'finished', 'seconds', 'outputs',
+                      'checkpoint', 'config', 'data'})
+
+
+def _figures(x, path=''):
+    """(dotted path, value) of every leaf of a record, volatile fields left out."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if k not in VOLATILE and not k.endswith('_id'):
+                yield from _figures(v, f'{path}.{k}' if path else k)
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _figures(v, f'{path}[{i}]')
+    else:
+        yield path, x
+
+
+def compare_runs(a_dir: str, b_dir: str) -> dict:
+    """Every figure of two run folders' records, compared exactly (the
+    refactor pin: the same protocol run before and after a change must agree
+    bit for bit on one machine). Returns dict(records, figures, differences:
+    ['key.path: a vs b', ...]); stage keys present in one run only are
+    differences too."""
+    runs = [RecordStore(d, read_only=True).load() for d in (a_dir, b_dir)]
+    diffs = [f'{k}: only in {d}' for k, d in
+             [(k, a_dir) for k in sorted(set(runs[0]) - set(runs[1]))]
+             + [(k, b_dir) for k in sorted(set(runs[1]) - set(runs[0]))]]
+    figures = 0
+    for key in sorted(set(runs[0]) & set(runs[1])):
+        fa, fb = (dict(_figures(r[key])) for r in runs)
+        for path in sorted(set(fa) | set(fb)):
+            va, vb = fa.get(path), fb.get(path)
+            if isinstance(va, str) and isinstance(vb, str):  # a path inside the run folder
+                va, vb = va.replace(a_dir, '<run>'), vb.replace(b_dir, '<run>')
+            figures += isinstance(va, (int, float)) and not isinstance(va, bool)
+            if va != vb:
+                diffs.append(f'{key}.{path}: {va!r} vs {vb!r}')
+    return dict(records=len(runs[0]), figures=figures, differences=diffs)
