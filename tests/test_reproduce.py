@@ -2,6 +2,7 @@
 (amd_mmaction/reproduce/stages.py), the command line of tools/reproduce.py
 (plan, --set, report), the committed results' reports rebuilt from their
 records alone, and the quick start (tools/quickstart.py) on a few clips."""
+import os
 import os.path as osp
 import shutil
 import sys
@@ -137,6 +138,25 @@ def test_committed_results_make_the_same_report(run, base, tmp_path):
         with open(osp.join(RESULTS, run, name)) as f:
             assert open(osp.join(out, name)).read() == f.read(), name
     assert res['summary']['complete']
+
+
+def test_run_folders_are_the_tools_own(tmp_path):
+    """run / lowlabel never write into a folder that is not a run folder, nor
+    into the run a low-label run reads."""
+    from tools.reproduce import main
+    other = tmp_path / 'notes'
+    other.mkdir()
+    (other / 'todo.txt').write_text('mine')
+    with pytest.raises(SystemExit, match='holds other files and is not a run folder'):
+        main(['run', '--quick', '--out', str(other)])
+    assert sorted(p.name for p in other.iterdir()) == ['todo.txt']
+    base = str(tmp_path / 'v2_quick')
+    shutil.copytree(osp.join(RESULTS, 'v2_quick'), base)
+    before = {p: open(osp.join(base, p), 'rb').read() for p in os.listdir(base)
+              if osp.isfile(osp.join(base, p))}
+    with pytest.raises(SystemExit, match=r'is the run it reads \(--from\)'):
+        main(['lowlabel', '--from', base, '--out', base])
+    assert {p: open(osp.join(base, p), 'rb').read() for p in before} == before
 
 
 def test_compare_finds_every_moved_figure(tmp_path, capsys):

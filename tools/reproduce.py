@@ -23,6 +23,7 @@ A rerun into the same --out resumes where it stopped.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 import time
@@ -124,6 +125,20 @@ def _protocol(a):
     return protocol, estimate
 
 
+def _check_out(out, base=None):
+    """A run folder is the tool's own: it resumes one it made (protocol.json)
+    and starts in a new or empty one; it never writes into another folder,
+    nor into the protocol run a low-label run reads."""
+    if osp.isfile(out):
+        raise SystemExit(f'reproduce.py: --out {out} is a file; give a folder')
+    if base is not None and osp.isdir(out) and osp.samefile(out, base):
+        raise SystemExit(f'reproduce.py lowlabel: --out {out} is the run it reads (--from); '
+                         'give another folder (default <--from>_lowlabel)')
+    if osp.isdir(out) and os.listdir(out) and not osp.isfile(osp.join(out, 'protocol.json')):
+        raise SystemExit(f'reproduce.py: --out {out} holds other files and is not a run folder '
+                         '(no protocol.json); give a new or empty folder')
+
+
 def plan(a):
     from amd_mmaction.reproduce.protocol import plan_stages, stage_key
     protocol, estimate = _protocol(a)
@@ -138,6 +153,7 @@ def run(a):
     from amd_mmaction.reproduce.worker import worker_command
     protocol, estimate = _protocol(a)
     out = a.out or osp.join('work_dirs', 'reproduce_quick' if a.quick else 'reproduce')
+    _check_out(out)
     level = 'WARNING' if a.quiet else 'INFO'
     r = ProtocolRun(protocol, out, resume=not a.no_resume, log=_say, log_level=level)
     info = _command_record(out, estimate)
@@ -172,6 +188,7 @@ def lowlabel(a):
     if a.workers:
         ll['workers'] = a.workers
     out = a.out or osp.normpath(a.base) + '_lowlabel'
+    _check_out(out, a.base)
     level = 'WARNING' if a.quiet else 'INFO'
     r = LowLabelRun(ll, a.base, out, resume=not a.no_resume, read_only=a.plan, log=_say,
                     log_level=level)
