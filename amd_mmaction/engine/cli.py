@@ -14,11 +14,11 @@ outputs that never destroy an input or an existing file.
 """
 import contextlib
 import errno
-import os
 import os.path as osp
-import shutil
 import sys
 from typing import Iterable, Optional, Sequence
+
+from amd_mmaction.weights.io import atomic_output  # noqa: F401  (the tools' atomic writer)
 
 
 def load_config(config: str, cfg_options: dict, launcher: str, work_dir: Optional[str]):
@@ -189,65 +189,3 @@ def check_output(out: str, inputs: Iterable[Optional[str]] = (), force: bool = F
             f'the {what} folder {out} already holds {", ".join(existing)}; add --force to '
             'replace them (each is replaced only once the new one is complete), or give '
             'another folder')
-
-
-def _fsync(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_output(out: str, folder: bool = False):
-    """``with atomic_output(out) as tmp: write(tmp)``: the tool writes a
-    temporary path beside ``out`` (same folder, same extension: image
-    writers choose the format by it), which replaces ``out`` only when the
-    block ends without an error; on an error it is removed and ``out`` is
-    left as it was. ``folder=True``: ``tmp`` is a folder whose files replace
-    those of the same names in ``out`` (created when missing)."""
-    out = osp.abspath(str(out))
-    parent = osp.dirname(out)
-    made = []
-    d = parent
-    while not osp.isdir(d):
-        made.append(d)
-        d = osp.dirname(d)
-    os.makedirs(parent, exist_ok=True)
-    base = osp.basename(out)
-    stem, ext = (base, '') if folder else osp.splitext(base)
-    tmp = osp.join(parent, f'.{stem}.{os.getpid()}.tmp{ext}')
-    if folder:
-        os.makedirs(tmp, exist_ok=True)
-    try:
-        yield tmp
-        if not folder:
-            _fsync(tmp)
-            os.replace(tmp, out)
-        elif not osp.exists(out):
-            for name in os.listdir(tmp):
-                _fsync(osp.join(tmp, name))
-            os.rename(tmp, out)
-        else:
-            for name in sorted(os.listdir(tmp)):
-                _fsync(osp.join(tmp, name))
-                os.replace(osp.join(tmp, name), osp.join(out, name))
-            os.rmdir(tmp)
-        _fsync(parent)
-    except BaseException:
-        if osp.isdir(tmp) and not osp.islink(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif osp.lexists(tmp):
-            os.remove(tmp)
-        for d in made:  # innermost first; only folders this call made, when empty
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
-        raise

@@ -16,12 +16,14 @@ its new contents (checkpoints, ``last_checkpoint``, logs: mmengine's local
 writes go through it, see :mod:`amd_mmaction.compat`).
 """
 import argparse
+import contextlib
 import glob
 import inspect
 import os
 import os.path as osp
 import pickle
 import re
+import shutil
 import socket
 import tempfile
 
@@ -280,3 +282,65 @@ def _writer_alive(tag: str) -> bool:
     except OSError:
         pass  # exists, owned by someone else
     return True
+
+
+def _fsync(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(out: str, folder: bool = False):
+    """``with atomic_output(out) as tmp: write(tmp)``: the tool writes a
+    temporary path beside ``out`` (same folder, same extension: image
+    writers choose the format by it), which replaces ``out`` only when the
+    block ends without an error; on an error it is removed and ``out`` is
+    left as it was. ``folder=True``: ``tmp`` is a folder whose files replace
+    those of the same names in ``out`` (created when missing)."""
+    out = osp.abspath(str(out))
+    parent = osp.dirname(out)
+    made = []
+    d = parent
+    while not osp.isdir(d):
+        made.append(d)
+        d = osp.dirname(d)
+    os.makedirs(parent, exist_ok=True)
+    base = osp.basename(out)
+    stem, ext = (base, '') if folder else osp.splitext(base)
+    tmp = osp.join(parent, f'.{stem}.{os.getpid()}.tmp{ext}')
+    if folder:
+        os.makedirs(tmp, exist_ok=True)
+    try:
+        yield tmp
+        if not folder:
+            _fsync(tmp)
+            os.replace(tmp, out)
+        elif not osp.exists(out):
+            for name in os.listdir(tmp):
+                _fsync(osp.join(tmp, name))
+            os.rename(tmp, out)
+        else:
+            for name in sorted(os.listdir(tmp)):
+                _fsync(osp.join(tmp, name))
+                os.replace(osp.join(tmp, name), osp.join(out, name))
+            os.rmdir(tmp)
+        _fsync(parent)
+    except BaseException:
+        if osp.isdir(tmp) and not osp.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif osp.lexists(tmp):
+            os.remove(tmp)
+        for d in made:  # innermost first; only folders this call made, when empty
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        raise

@@ -12,11 +12,11 @@ import os
 import os.path as osp
 import re
 import sys
-import tempfile
 import time
 from collections import Counter, OrderedDict
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from amd_mmaction.weights.io import atomic_output
 from amd_mmaction.weights.io import atomic_write as io_atomic_write
 
 MAX_SHOWN = 10  # problems quoted in one error message; the rest are counted
@@ -160,19 +160,10 @@ def atomic_write(path: str, data) -> None:
 
 
 def atomic_copy(src: str, dst: str) -> None:
-    """Copy a (possibly large, binary) file atomically, in 1 MiB pieces."""
+    """Copy a (possibly large, binary) file atomically."""
     import shutil
-    folder = osp.dirname(osp.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(dst) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f, open(src, 'rb') as s:
-            shutil.copyfileobj(s, f, 1 << 20)
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _same_file_content(path: str, data: bytes = None, src: str = None) -> bool:
