@@ -54,7 +54,7 @@ def test_plan_order():
 
 
 @pytest.mark.parametrize('overrides,message', [
-    ({'data': {'source': 'web'}}, "data.source must be 'synthetic' or 'lists'"),
+    ({'data': {'source': 'web'}}, r"data.source must be one of \('synthetic', 'order', 'lists'\)"),
     ({'data': {'num_pool': -1}}, 'data.num_pool'),
     ({'teacher': {'mask_ratio': 1.5}}, 'teacher.mask_ratio'),
     ({'seeds': {'headline': [1, 1]}}, 'seeds.headline'),

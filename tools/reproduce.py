@@ -1,20 +1,23 @@
-"""The micro-scale reproduction: does AMD distil, above the noise?
+"""The micro-scale reproduction: does AMD distil, and is it the teacher?
 
-One teacher (plain VideoMAE on an unlabeled pool, trained far longer than any
-student) must pass a gate before any student is trained; then every student
-(VideoMAE, AMD serial, a random-teacher control, the Table 1 ablations) is
-distilled from that same teacher over several seeds and evaluated by k-NN and
-a linear probe on frozen features and by fine-tuning, all with the multi-view
-test; claims are paired differences by seed with 95% intervals. The
-low-label addendum fine-tunes every student of a finished run again on a few
-labels per class. Protocol files: configs/reproduce/; docs/reproduce.md.
+Protocol v3 (the default, configs/reproduce/teacher_protocol.py): on two data
+sets, one teacher trained once with its checkpoints kept; every stage of it
+(untrained ... the end) and a larger teacher are gated against the untrained
+network; AMD serial students are distilled from every stage (the
+dose-response), beside VideoMAE, over 8 seeds; the slope of student quality
+on teacher quality and the paired claims come with 95% intervals.
+Protocol v2 (configs/reproduce/motion_protocol.py, results in
+docs/results.md): one teacher, the Table 1 ablations, fine-tuning, and its
+low-label addendum. docs/reproduce.md.
 
-    python tools/reproduce.py plan [--quick]       # stages and a time estimate
-    python tools/reproduce.py run --quick          # teacher + 3 headline variants, 3 seeds, < 15 min
-    python tools/reproduce.py run                  # the full protocol
-    python tools/reproduce.py run --teacher-only   # the teacher and its gate (to size a teacher)
-    python tools/reproduce.py run --set data.source=lists data.train=train.txt \\
-        data.val=val.txt data.root=videos/ data.num_classes=10   # your own data
+    python tools/reproduce.py plan [--quick]       # stages, a time estimate, expected interval widths
+    python tools/reproduce.py run --quick          # v3 on the order data set, 3 stages x 3 seeds, < 20 min
+    python tools/reproduce.py run                  # the full protocol (both data sets, resumable)
+    python tools/reproduce.py run --teacher-only   # the teachers and their gates (to size a teacher)
+    python tools/reproduce.py curve --out RUN      # score every saved teacher checkpoint (a pilot curve)
+    python tools/reproduce.py run configs/reproduce/motion_protocol.py   # protocol v2
+    python tools/reproduce.py run configs/reproduce/motion_protocol.py --set data.source=lists \\
+        data.train=train.txt data.val=val.txt data.root=videos/ data.num_classes=10   # your own data
     python tools/reproduce.py lowlabel --from work_dirs/reproduce [--plan]
     python tools/reproduce.py report --out work_dirs/reproduce   # re-make the report
     python tools/reproduce.py compare RUN_A RUN_B   # every figure equal? (refactor pins)
@@ -31,14 +34,15 @@ import warnings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-PROTOCOL = 'reproduce/motion_protocol.py'           # under configs/
+PROTOCOL = 'reproduce/teacher_protocol.py'          # under configs/ (v3; v2: motion_protocol.py)
 LOWLABEL = 'reproduce/motion_protocol_lowlabel.py'
+V2_RUN = osp.join(ROOT, 'docs', 'results', 'v2_full')  # seeds' spread for plan's widths
 
 
 def _parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest='command', required=True, metavar='{plan,run,lowlabel,report,compare}')
+    sub = p.add_subparsers(dest='command', required=True, metavar='{plan,run,curve,lowlabel,report,compare}')
 
     def protocol_args(s, default, what):
         s.add_argument('protocol', nargs='?', default=None,
@@ -55,6 +59,9 @@ def _parser():
     s = sub.add_parser('plan', help='print the protocol, its stages and an estimate')
     protocol_args(s, PROTOCOL, 'protocol')
     s.add_argument('--quick', action='store_true', help="the protocol's quick section")
+    s.add_argument('--widths-from', metavar='RUN',
+                   help='a finished run folder whose seeds\' spread predicts the 95%% interval '
+                        "widths of this protocol's claims (default docs/results/v2_full)")
     s = sub.add_parser('run', help='run the protocol (resumes), then write the report')
     protocol_args(s, PROTOCOL, 'protocol')
     s.add_argument('--quick', action='store_true', help="the protocol's quick section")
@@ -64,6 +71,10 @@ def _parser():
                    help='train the students even if the teacher fails its gate')
     s.add_argument('--teacher-only', action='store_true',
                    help='stop after the teacher and its gate (to size a teacher)')
+    s = sub.add_parser('curve', help="score every saved checkpoint of a run's teacher "
+                                     '(a pilot curve to size a teacher)')
+    s.add_argument('--out', required=True, help='a run folder with a teacher and its gate')
+    s.add_argument('--every', type=int, default=1, help='every N-th saved epoch')
     s = sub.add_parser('lowlabel', help='low-label fine-tuning of a finished run')
     protocol_args(s, LOWLABEL, 'addendum')
     s.add_argument('--from', dest='base', required=True, help='the protocol run folder')
@@ -96,8 +107,9 @@ def _command_record(out, estimate):
 
 
 def _report(run, start=None, info=None):
+    from amd_mmaction.reproduce.arms import MultiRun, write_multi_report
     from amd_mmaction.reproduce.report import write_report
-    res = write_report(run)
+    res = write_multi_report(run, write_report) if isinstance(run, MultiRun) else write_report(run)
     print('\n' + res['markdown'])
     if info:
         print(f"command: {info['command']}\nmachine: {info['machine']}")
@@ -109,7 +121,7 @@ def _report(run, start=None, info=None):
 def _protocol(a):
     from amd_mmaction.config_files import config_file
     from amd_mmaction.reproduce.cli import parse_overrides
-    from amd_mmaction.reproduce.protocol import estimate_seconds, load_protocol
+    from amd_mmaction.reproduce.protocol import estimate_all, load_protocol
     try:
         protocol = load_protocol(a.protocol or config_file(PROTOCOL), quick=a.quick,
                                  overrides=parse_overrides(a.set))
@@ -117,7 +129,7 @@ def _protocol(a):
         raise SystemExit(f'reproduce.py {a.command}: {err}') from err
     if a.workers:
         protocol['workers'] = a.workers
-    est = estimate_seconds(protocol)
+    est = estimate_all(protocol)
     estimate = (f"rough estimate (idle 2-core machine): teacher {est['teacher'] / 60:.1f} min, "
                 f"gate {est['gate'] / 60:.1f} min, {est['units']} students "
                 f"{est['students'] / 60:.1f} min on {protocol['workers']} worker(s), "
@@ -140,25 +152,34 @@ def _check_out(out, base=None):
 
 
 def plan(a):
-    from amd_mmaction.reproduce.protocol import plan_stages, stage_key
+    from amd_mmaction.reproduce.protocol import all_stage_keys
     protocol, estimate = _protocol(a)
     print(json.dumps(protocol, indent=1))
-    print('\n'.join(stage_key(s) for s in plan_stages(protocol)))
+    print('\n'.join(all_stage_keys(protocol)))
     print(estimate)
+    widths_from = a.widths_from or (V2_RUN if osp.isfile(osp.join(V2_RUN, 'protocol.json'))
+                                    else None)
+    if widths_from:
+        from amd_mmaction.reproduce.sizing import expected_widths, widths_markdown
+        print(f'\nexpected 95% interval half-widths of the claims, from the spread of '
+              f'{osp.relpath(widths_from)}:')
+        print(widths_markdown(expected_widths(widths_from, protocol)))
 
 
 def run(a):
-    from amd_mmaction.reproduce.protocol import plan_stages
+    from amd_mmaction.reproduce.protocol import all_stage_keys
     from amd_mmaction.reproduce.runner import GateFailed, ProtocolRun
     from amd_mmaction.reproduce.worker import worker_command
     protocol, estimate = _protocol(a)
     out = a.out or osp.join('work_dirs', 'reproduce_quick' if a.quick else 'reproduce')
     _check_out(out)
     level = 'WARNING' if a.quiet else 'INFO'
+    start = time.time()
+    if 'datasets' in protocol:
+        return _run_multi(a, protocol, out, level, estimate, start)
     r = ProtocolRun(protocol, out, resume=not a.no_resume, log=_say, log_level=level)
     info = _command_record(out, estimate)
-    start = time.time()
-    _say(f'[reproduce] {len(plan_stages(protocol))} stages; output in {out}; {estimate}')
+    _say(f'[reproduce] {len(all_stage_keys(protocol))} stages; output in {out}; {estimate}')
     status = 0
     try:
         r.run(force=a.force, worker_cmd=worker_command(out, level),
@@ -169,6 +190,27 @@ def run(a):
     res = _report(r, start, info)
     if status:
         raise SystemExit(status)
+    return res
+
+
+def _run_multi(a, protocol, out, level, estimate, start):
+    """A protocol over several data sets: each in <out>/<name>/, in turn."""
+    from amd_mmaction.reproduce.arms import MultiRun
+    from amd_mmaction.reproduce.protocol import all_stage_keys
+    from amd_mmaction.reproduce.worker import worker_command
+    session = time.time()
+    r = MultiRun(protocol, out, resume=not a.no_resume, log=_say, log_level=level)
+    info = _command_record(out, estimate)
+    _say(f'[reproduce] {len(all_stage_keys(protocol))} stages over data sets '
+         f'{list(r.arms)}; output in {out}; {estimate}')
+    status = r.run(force=a.force, worker_cmd=lambda arm_out: worker_command(arm_out, level),
+                   stop_after_gate=a.teacher_only)
+    r.store.add_session(session, time.time() - session, r.all_done())
+    res = _report(r, start, info)
+    failed = [name for name, st in status.items() if st != 'done']
+    if failed:
+        _say(f'[reproduce] data set(s) {failed}: the teacher failed its gate (see above)')
+        raise SystemExit(3)
     return res
 
 
@@ -211,8 +253,37 @@ def lowlabel(a):
     return _report(r, start, info)
 
 
+def curve(a):
+    from amd_mmaction.reproduce.records import RecordStore
+    from amd_mmaction.reproduce.runner import ProtocolRun
+    try:
+        p = RecordStore(a.out, read_only=True).read_protocol()
+    except FileNotFoundError as err:
+        raise SystemExit(f'curve: {err}') from err
+    r = ProtocolRun(p, a.out, log=_say)
+    rows = r.teacher_curve(a.every)
+    print('| epoch | masked-pixel ratio | linear probe | k-NN | probe − untrained | '
+          'k-NN − untrained |\n|---|---|---|---|---|---|')
+    u = r.records['gate']['gate']['teacher_random']
+    print(f"| 0 (untrained) | {u['recon_ratio']:.3f} | {u['probe_top1']:.1f}% | "
+          f"{u['knn_top1']:.1f}% | | |")
+    for row in rows:
+        g = row['gate']
+        vs = g['vs_untrained']
+        print(f"| {row['epoch']} | {g['recon_ratio']:.3f} | {g['probe_top1']:.1f}% | "
+              f"{g['knn_top1']:.1f}% | " + ' | '.join(
+                  f"{vs[m]['margin']:+.1f} [{vs[m]['interval'][0]:+.1f}, "
+                  f"{vs[m]['interval'][1]:+.1f}]" for m in ('probe', 'knn')) + ' |')
+    return rows
+
+
 def report(a):
+    from amd_mmaction.reproduce.arms import MultiRun, is_multi
+    from amd_mmaction.reproduce.records import RecordStore
     from amd_mmaction.reproduce.worker import open_run
+    if is_multi(a.out):
+        p = RecordStore(a.out, read_only=True).read_protocol()
+        return _report(MultiRun(p, a.out, read_only=True))
     try:
         r = open_run(a.out, a.base, read_only=True)
     except FileNotFoundError as err:
@@ -225,7 +296,17 @@ def compare(a):
     for d in a.runs:
         if not osp.isfile(osp.join(d, 'protocol.json')):
             raise SystemExit(f'compare: {d} is not a run folder (no protocol.json)')
-    res = compare_runs(*a.runs)
+    from amd_mmaction.reproduce.arms import arm_dirs, is_multi
+    if all(is_multi(d) for d in a.runs):
+        names = [osp.basename(d) for d in arm_dirs(a.runs[0])]
+        res = dict(figures=0, records=0, differences=[])
+        for name in names:
+            part = compare_runs(*(osp.join(d, name) for d in a.runs))
+            for k in ('figures', 'records'):
+                res[k] += part[k]
+            res['differences'] += [f'{name}: {x}' for x in part['differences']]
+    else:
+        res = compare_runs(*a.runs)
     print('\n'.join(res['differences'][:50]))
     print(f"{res['figures']} figures in {res['records']} records compared: "
           f"{len(res['differences'])} difference(s)")
@@ -238,7 +319,7 @@ def main(argv=None):
     a = _parser().parse_args(argv)
     warnings.filterwarnings('ignore')
     import amd_mmaction  # noqa: F401  (registries, compat shims)
-    return dict(plan=plan, run=run, lowlabel=lowlabel, report=report,
+    return dict(plan=plan, run=run, curve=curve, lowlabel=lowlabel, report=report,
                 compare=compare)[a.command](a)
 
 

@@ -146,7 +146,8 @@ def run_teacher_gate(config, checkpoint: Optional[str], data: Dict[str, str],
                      margin: float = 0.9, factor: float = 3.0,
                      num_classes: Optional[int] = None, init_seed: int = 0,
                      views_config: str = VIEWS_CONFIG, batch_size: int = 8,
-                     cfg_options: Optional[dict] = None) -> dict:
+                     cfg_options: Optional[dict] = None,
+                     knn: Optional[dict] = None) -> dict:
     """The whole gate for a teacher: its pre-training ``config`` (path,
     ``Config``, or None for the one saved in ``checkpoint``; ``cfg_options``
     on top) at ``checkpoint`` (None: a fresh encoder, the random-teacher
@@ -154,10 +155,14 @@ def run_teacher_gate(config, checkpoint: Optional[str], data: Dict[str, str],
 
     ``data``: dict(root, train, val) as written by ``make_motion_dataset``.
     ``mask_ratio``: None reads it from the config. The target normalisation
-    is the config's ``model.head.target_norm``. Returns
-    :func:`teacher_gate`'s dict plus target_norm, mask_ratio,
-    train_probe_top1.
+    is the config's ``model.head.target_norm``. ``knn``: the k-NN's
+    options (k, temperature). Returns :func:`teacher_gate`'s dict plus
+    target_norm, mask_ratio, train_probe_top1, knn_top1, and per validation
+    clip (list order) whether the probe and the k-NN got it right
+    (``probe_correct``, ``knn_correct``: 0/1 lists, for
+    :func:`..stats.untrained_margin`).
     """
+    from amd_mmaction.reproduce.knn import knn_predict
     from amd_mmaction.reproduce.linear import linear_probe
     cfg = pretrain_config(config, checkpoint, cfg_options)
     ratio = mask_ratio_of(cfg) if mask_ratio is None else float(mask_ratio)
@@ -168,7 +173,14 @@ def run_teacher_gate(config, checkpoint: Optional[str], data: Dict[str, str],
                                  views_config, batch_size) for s in ('train', 'val')}
     probe = linear_probe(*feats['train'], *feats['val'], num_classes=num_classes)
     classes = num_classes or int(max(feats['train'][1].max(), feats['val'][1].max())) + 1
+    labels = feats['val'][1].long()
+    knn_pred = knn_predict(feats['train'][0], feats['train'][1], feats['val'][0],
+                           num_classes=classes, **(knn or {}))
+    knn_correct = (knn_pred == labels).long().tolist()
     out = teacher_gate(rec['recon'], rec['trivial'], probe['top1'], classes, margin, factor)
     out.update(target_norm=rec['target_norm'], mask_ratio=ratio,
-               train_probe_top1=probe['train_top1'])
+               train_probe_top1=probe['train_top1'],
+               knn_top1=100.0 * sum(knn_correct) / len(knn_correct),
+               probe_correct=(torch.tensor(probe['pred']) == labels).long().tolist(),
+               knn_correct=knn_correct)
     return out

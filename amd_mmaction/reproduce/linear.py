@@ -33,7 +33,8 @@ def linear_probe(train_feats: torch.Tensor, train_labels: torch.Tensor,
     """Fit on the train clips, evaluate on the test clips.
 
     Returns dict(top1, train_top1) in %, both per clip with view-averaged
-    probabilities, and the final training ``loss``.
+    probabilities, the final training ``loss`` and ``pred``: the predicted
+    class of every test clip (a list, in the test clips' order).
     """
     tr, te = _views(train_feats, 'train'), _views(test_feats, 'test')
     if tr.shape[-1] != te.shape[-1]:
@@ -64,10 +65,14 @@ def linear_probe(train_feats: torch.Tensor, train_labels: torch.Tensor,
     with torch.no_grad():
         loss = float(F.cross_entropy(x @ w + b, y_views) + l2 * (w * w).sum())
 
-    def top1(feats, labels):
+    def predict(feats):
         with torch.no_grad():
             z = (feats - mean) / std
-            prob = torch.softmax(z @ w + b, -1).mean(1)  # average over views
-        return 100.0 * float((prob.argmax(1) == labels.long()).double().mean())
+            return torch.softmax(z @ w + b, -1).mean(1).argmax(1)  # average over views
 
-    return dict(top1=top1(te, test_labels), train_top1=top1(tr, y), loss=loss)
+    def top1(pred, labels):
+        return 100.0 * float((pred == labels.long()).double().mean())
+
+    pred = predict(te)
+    return dict(top1=top1(pred, test_labels), train_top1=top1(predict(tr), y), loss=loss,
+                pred=pred.tolist())

@@ -14,6 +14,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from amd_mmaction.reproduce.dose import counts_as_trained, dose_markdown, plot_dose, summarize_dose
 from amd_mmaction.reproduce.protocol import seeds_of, stage_key
 from amd_mmaction.reproduce.stats import format_diff, paired_stats
 
@@ -87,7 +88,14 @@ def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool
             r = run.valid(stage_key(dict(kind=curve_kind, variant=v, seed=seed)), outputs=False)
             if r is not None:
                 curves.setdefault(v, {})[seed] = dict(val=r['val_curve'], loss=r['loss_curve'])
+    extra_gates = {}
+    for name in p.get('teachers') or {}:
+        r = run.records.get(stage_key(dict(kind='gate', name=name)))
+        if r:
+            extra_gates[name] = r['gate']
+    dose = summarize_dose(run, per_seed) if hasattr(run, 'stage_gates') else None
     return dict(variants=variants, claims=claims, gate=gate, metrics=[m for m, _, _ in metrics],
+                extra_gates=extra_gates, dose=dose,
                 names={m: name for m, name, _ in metrics}, own_teacher=own_teacher,
                 teacher=dict(seconds=teacher.get('seconds'), curve=teacher.get('curve'),
                              losses=teacher.get('losses')),
@@ -118,7 +126,33 @@ def markdown(summary: dict) -> str:
                          f"{x['recon_ratio']:.3f} (≤ {x['margin']}) | {x['probe_top1']:.1f}% "
                          f"(≥ {x['factor'] * x['chance']:.1f}%) | {x['knn_top1']:.1f}% | "
                          f"{'passed' if x['passed'] else 'failed'} |")
-        lines += ['', f"Chance {g['teacher']['chance']:.1f}%.", '']
+        for name, eg in summary.get('extra_gates', {}).items():
+            for which, label in (('teacher', f'{name}, trained'), ('untrained', f'{name}, untrained')):
+                x = eg[which]
+                lines.append(f"| {label} | {x['recon']:.5f} | {x['trivial']:.5f} | "
+                             f"{x['recon_ratio']:.3f} (≤ {x['margin']}) | {x['probe_top1']:.1f}% "
+                             f"(≥ {x['factor'] * x['chance']:.1f}%) | {x['knn_top1']:.1f}% | "
+                             f"{'passed' if x['passed'] else 'failed'} |")
+        lines += ['', f"Chance {g['teacher']['chance']:.1f}%."]
+        trained = [(label, x) for label, x in
+                   [('main', g['teacher'])] + [(n, eg['teacher']) for n, eg in
+                                                  summary.get('extra_gates', {}).items()]
+                   if x.get('vs_untrained')]
+        for label, x in trained:
+            vs = x['vs_untrained']
+            lines.append(f"Teacher {label} against the untrained network of its shape: probe "
+                         f"{vs['probe']['margin']:+.1f} [{vs['probe']['interval'][0]:+.1f}, "
+                         f"{vs['probe']['interval'][1]:+.1f}], k-NN {vs['knn']['margin']:+.1f} "
+                         f"[{vs['knn']['interval'][0]:+.1f}, {vs['knn']['interval'][1]:+.1f}] "
+                         "(points, paired bootstrap over clips): "
+                         + ('counts as trained.' if counts_as_trained(x) else
+                            '**does not count as trained**: claims about its knowledge do not '
+                            'apply.'))
+        if g['teacher'].get('reasons') and not g['teacher']['passed']:
+            lines.append('Gate failed: ' + '; '.join(g['teacher']['reasons']) + '.')
+        lines.append('')
+    if summary.get('dose'):
+        lines += dose_markdown(summary['dose'])
     lines += ['### Students: top-1 (%), mean [95% t interval] over seeds', '',
               '| variant | ' + ' | '.join(names[m] for m in summary['metrics']) + ' |',
               '|---|' + '---|' * len(summary['metrics'])]
@@ -225,4 +259,8 @@ def write_report(run, **summarize_kw) -> dict:
         json.dump(dict(summary=s, protocol=run.p), f, indent=1)
     write_csv(s, osp.join(out, 'results.csv'))
     plot(s, osp.join(out, 'results.png'))
+    if s.get('dose'):
+        base = next((v for v, x in run.p['variants'].items() if x['manner'] == 'none'), None)
+        plot_dose(s['dose'], osp.join(out, 'dose.png'), osp.basename(osp.normpath(out)),
+                  s['variants'].get(base))
     return dict(summary=s, markdown=md)

@@ -21,7 +21,9 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from amd_mmaction.reproduce.protocol import plan_stages, stage_key, unit_stages, units
+from amd_mmaction.reproduce.protocol import (RANDOM, TRAINED, UNTRAINED, checkpoint_interval,
+                                             plan_stages, shared_stages, stage_key, stage_name,
+                                             teacher_stages, unit_stages, units)
 from amd_mmaction.reproduce.records import RecordStore
 from amd_mmaction.reproduce.stages import (DISTILLED_CONFIG, MASK_KEY, STUDENT_CONFIGS,
                                            epoch_options, epoch_curve, export_for,
@@ -59,6 +61,24 @@ def write_synthetic(root: str, d: dict) -> Dict[str, str]:
     return data
 
 
+def write_order(root: str, d: dict) -> Dict[str, str]:
+    """The order data set (:mod:`amd_mmaction.data.synthetic_order`):
+    train / val and the teacher's pool list (train + its own pool clips)."""
+    from amd_mmaction.data.synthetic_order import make_order_dataset
+    data = make_order_dataset(root, d['num_train'], d['num_pool'], d['num_val'],
+                              num_frames=d['num_frames'], size=d['size'],
+                              ext=d.get('ext', 'webm'), seed=d['seed'])
+    lines = []
+    for split in ('train', 'pool'):
+        with open(data[split]) as f:
+            lines += [x.strip() for x in f if x.strip()]
+    data['pool'] = osp.join(root, 'teacher_pool.txt')
+    with open(data['pool'], 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return dict(root=data['root'], train=data['train'], val=data['val'], pool=data['pool'],
+                num_classes=data['num_classes'])
+
+
 def check_lists(root: str, d: dict) -> Dict[str, str]:
     """Bring-your-own-data: validate the lists before any training (errors
     name file:line), refuse a validation clip that is also in the train
@@ -82,6 +102,19 @@ def check_lists(root: str, d: dict) -> Dict[str, str]:
         for path, label in entries['train'] + [(p, 0) for p, _ in pool]:
             f.write(f'{osp.relpath(path, d["root"])} {max(int(label), 0)}\n')
     return out
+
+
+def teacher_shape(config: str) -> dict:
+    """cfg-options giving a distilled student's frozen teacher the encoder
+    of teacher pre-training ``config``, aligned at its middle and last
+    blocks (the tiny teacher's taps (3, 6) of 6 blocks)."""
+    from mmengine.config import Config
+    st = Config.fromfile(resolve_config(config)).model.student
+    return {'model.teacher.encoder.embed_dims': st.embed_dims,
+            'model.teacher.encoder.depth': st.depth,
+            'model.teacher.encoder.num_heads': st.num_heads,
+            'model.teacher.taps': (st.depth // 2, st.depth),
+            'model.alignment.teacher_taps': (st.depth // 2, st.depth)}
 
 
 class ProtocolRun:
@@ -123,31 +156,48 @@ class ProtocolRun:
     def run_data(self, stage):
         d = self.p['data']
         root = self.stage_dir(stage)
-        data = write_synthetic(root, d) if d['source'] == 'synthetic' else check_lists(root, d)
+        write = dict(synthetic=write_synthetic, order=write_order, lists=check_lists)
+        data = write[d['source']](root, d)
         return dict(data=data, outputs=[data['train'], data['val'], data['pool']])
 
-    def _teacher_cfg(self, work_dir):
-        t = self.p['teacher']
+    def teacher_section(self, name: Optional[str] = None) -> dict:
+        """The main teacher's section, or extra teacher ``name``'s."""
+        return self.p['teacher'] if name is None else self.p['teachers'][name]
+
+    def _teacher_cfg(self, work_dir, name: Optional[str] = None):
+        t = self.teacher_section(name)
         cfg = pretrain_config(t['config'], dict(train=self.data['pool'], root=self.data['root']),
                               work_dir, t['epochs'], t['batch_size'], t.get('seed', 0),
                               {'log_level': self.log_level, f'{MASK_KEY}.mode': 'tube',
                                f'{MASK_KEY}.student_ratio': t['mask_ratio'],
-                               'default_hooks.checkpoint.interval': min(5, t['epochs']),
+                               'default_hooks.checkpoint.interval':
+                                   t.get('checkpoint_interval', checkpoint_interval(t)),
+                               'default_hooks.checkpoint.max_keep_ckpts':
+                                   -1 if t.get('stages') else t.get('keep_checkpoints', 1),
                                'model.head.target_norm': self.p['target_norm']})
         return cfg
 
     def run_teacher(self, stage):
+        """Plain VideoMAE pre-training of the main teacher (or of extra
+        teacher ``stage['name']``) on the pool; with ``stages`` every stage's
+        checkpoint is kept."""
         work = self.stage_dir(stage)
-        cfg = self._teacher_cfg(work)
+        cfg = self._teacher_cfg(work, stage.get('name'))
         os.makedirs(work, exist_ok=True)
         cfg.dump(osp.join(work, 'teacher_config.py'))
         res = train_runner(cfg, resume=True)
         rows = scalar_log(work)
         del res['runner']
         gc.collect()
-        return dict(checkpoint=res['checkpoint'], losses=res['losses'],
-                    config=osp.join(work, 'teacher_config.py'),
-                    curve=epoch_curve(rows, 'loss_recon'), outputs=[res['checkpoint']])
+        out = dict(checkpoint=res['checkpoint'], losses=res['losses'],
+                   config=osp.join(work, 'teacher_config.py'),
+                   curve=epoch_curve(rows, 'loss_recon'), outputs=[res['checkpoint']])
+        if self.teacher_section(stage.get('name')).get('stages'):
+            from amd_mmaction.reproduce.teacher_stages import select_teacher_stages
+            kept = select_teacher_stages(work, self.teacher_section(stage.get('name'))['stages'])
+            out['stages'] = {s.name: s.checkpoint for s in kept}
+            out['outputs'] += [s.checkpoint for s in kept if s.checkpoint]
+        return out
 
     def run_teacher_random(self, stage):
         """An untrained teacher of the trained one's shape (the control),
@@ -169,31 +219,143 @@ class ProtocolRun:
         os.replace(tmp, path)
         return dict(checkpoint=path, config=self.records['teacher']['config'], outputs=[path])
 
-    def run_gate(self, stage):
+    def _gate(self, config, checkpoint, name: Optional[str] = None) -> dict:
+        """Every gate figure of one network (:func:`..gate.run_teacher_gate`);
+        ``checkpoint`` None: the untrained network of ``config``'s shape."""
         from amd_mmaction.reproduce.gate import run_teacher_gate
-        from amd_mmaction.reproduce.knn import knn_top1
-        from amd_mmaction.reproduce.features import extract_features
         g = self.p['teacher']['gate']
-        out = {}
-        for name in ('teacher', 'teacher_random'):
-            rec = self.records[name]
-            res = run_teacher_gate(rec['config'], rec['checkpoint'], self.data,
-                                   mask_ratio=self.p['teacher']['mask_ratio'],
-                                   margin=g['recon_margin'], factor=g['probe_factor'],
-                                   num_classes=self.data['num_classes'])
-            feats = {s: extract_features(self.data[s], self.data['root'], rec['config'],
-                                         rec['checkpoint']) for s in ('train', 'val')}
-            res['knn_top1'] = knn_top1(*feats['train'], *feats['val'],
-                                       **self.p['evaluation']['knn'])
-            out[name] = res
+        return run_teacher_gate(config, checkpoint, self.data,
+                                mask_ratio=self.teacher_section(name)['mask_ratio'],
+                                margin=g['recon_margin'], factor=g['probe_factor'],
+                                num_classes=self.data['num_classes'],
+                                knn=self.p['evaluation']['knn'])
+
+    @staticmethod
+    def vs_untrained(trained: dict, untrained: dict) -> dict:
+        """The margin of a trained network over the untrained one (probe and
+        k-NN, paired bootstrap over the validation clips)."""
+        from amd_mmaction.reproduce.stats import untrained_margin
+        return {m: untrained_margin(trained[f'{m}_correct'], untrained[f'{m}_correct'])
+                for m in ('probe', 'knn')}
+
+    def _judge(self, g: dict, untrained: Optional[dict]) -> dict:
+        """The gate's verdict on ``g``: v2's criteria (reconstruction, probe
+        over chance) and, when the protocol asks (``gate.vs_untrained``), a
+        probe and a k-NN margin over the untrained network whose intervals
+        lie above zero."""
+        if untrained is not None and 'probe_correct' in g:
+            g['vs_untrained'] = self.vs_untrained(g, untrained)
+            if self.p['teacher']['gate'].get('vs_untrained'):
+                for m, res in g['vs_untrained'].items():
+                    if not res['passed']:
+                        g['passed'] = False
+                        g['reasons'].append(
+                            f"{m} {res['trained_top1']:.1f}% does not beat the untrained "
+                            f"network's {res['untrained_top1']:.1f}% (margin "
+                            f"{res['margin']:+.1f} [{res['interval'][0]:+.1f}, "
+                            f"{res['interval'][1]:+.1f}])")
+        return g
+
+    def run_gate(self, stage):
+        """The gate of the main teacher (beside the random teacher, its
+        untrained stage), or of extra teacher ``stage['name']`` (beside an
+        untrained network of its own shape)."""
+        name = stage.get('name')
+        if name is None:
+            out = {n: self._gate(self.records[n]['config'], self.records[n]['checkpoint'])
+                   for n in ('teacher', 'teacher_random')}
+            self._judge(out['teacher'], out['teacher_random'])
+            return dict(gate=out, passed=out['teacher']['passed'])
+        rec = self.records[stage_key(dict(kind='teacher', name=name))]
+        out = dict(untrained=self._gate(rec['config'], None, name))
+        out['teacher'] = self._judge(self._gate(rec['config'], rec['checkpoint'], name),
+                                     out['untrained'])
         return dict(gate=out, passed=out['teacher']['passed'])
 
+    def run_stage_gate(self, stage):
+        """A dose-response stage of the main teacher: its checkpoint's gate
+        figures and margin over the untrained stage."""
+        teacher = self.records['teacher']
+        g = self._gate(teacher['config'], teacher['stages'][stage['name']])
+        self._judge(g, self.records['gate']['gate']['teacher_random'])
+        return dict(gate=g, passed=g['passed'], epoch=int(stage['name'][len('epoch_'):]))
+
+    def stage_gates(self) -> Dict[str, dict]:
+        """{stage name: gate figures} of every dose-response stage recorded
+        (untrained and the end from the main gate)."""
+        out = {}
+        gate = self.records.get('gate', {}).get('gate')
+        for e in teacher_stages(self.p):
+            if e == 0 and gate:
+                out[UNTRAINED] = gate['teacher_random']
+            elif e == self.p['teacher']['epochs'] and gate:
+                out[stage_name(e)] = gate['teacher']
+            else:
+                r = self.records.get(stage_key(dict(kind='stage_gate', name=stage_name(e))))
+                if r:
+                    out[stage_name(e)] = r['gate']
+        return out
+
+    def teacher_curve(self, every: int = 1) -> List[dict]:
+        """A pilot curve (sizing a teacher): the gate figures of every
+        ``every``-th saved checkpoint of the main teacher, each with its
+        margin over the untrained network; kept in ``teacher_curve.jsonl``
+        (one line per epoch, so a rerun only scores what is new)."""
+        import json
+        from amd_mmaction.reproduce.teacher_stages import saved_epochs
+        if self.valid('gate') is None:
+            raise RuntimeError(f'{self.out}: no current teacher gate; run the protocol '
+                               '(--teacher-only) first')
+        path = osp.join(self.out, 'teacher_curve.jsonl')
+        done = {}
+        if osp.isfile(path):
+            with open(path) as f:
+                for line in f:
+                    if line.strip():
+                        r = json.loads(line)
+                        if r.get('teacher_id') == self.records['teacher']['id']:
+                            done[r['epoch']] = r
+        teacher = self.records['teacher']
+        untrained = self.records['gate']['gate']['teacher_random']
+        for epoch, ckpt in saved_epochs(self.stage_dir(dict(kind='teacher'))).items():
+            if epoch % every or epoch in done:
+                continue
+            self.log(f'{LOG} teacher curve: epoch {epoch} ...')
+            g = self._judge(self._gate(teacher['config'], ckpt), untrained)
+            r = dict(epoch=epoch, teacher_id=teacher['id'], gate=g)
+            with open(path, 'a') as f:
+                f.write(json.dumps(r) + '\n')
+            done[epoch] = r
+            self._log_gate(f'epoch {epoch}', g)
+        return [done[e] for e in sorted(done)]
+
     # -- students ------------------------------------------------------
+    def teacher_key(self, variant: dict) -> str:
+        """The record whose checkpoint ``variant`` distils from."""
+        ref = variant.get('teacher', TRAINED)
+        if ref == RANDOM:
+            return 'teacher_random'
+        if ref == TRAINED or ref.startswith('epoch_'):
+            return 'teacher'
+        return stage_key(dict(kind='teacher', name=ref))
+
     def _teacher_for(self, variant: dict) -> Optional[str]:
         if variant['manner'] == 'none':
             return None
-        key = 'teacher_random' if variant.get('teacher') == 'random' else 'teacher'
-        return self.records[key]['checkpoint']
+        rec = self.records[self.teacher_key(variant)]
+        ref = variant.get('teacher', TRAINED)
+        return rec['stages'][ref] if ref.startswith('epoch_') else rec['checkpoint']
+
+    def unit_parent(self, variant: str) -> str:
+        """The shared stage a student is built on: the gate that judged
+        its teacher (a stage gate, an extra teacher's gate) or the main one."""
+        v = self.p['variants'][variant]
+        ref = v.get('teacher', TRAINED)
+        if v['manner'] == 'none' or ref in (TRAINED, RANDOM):
+            return 'gate'
+        if ref.startswith('epoch_'):
+            return stage_key(dict(kind='stage_gate', name=ref))
+        return stage_key(dict(kind='gate', name=ref))
 
     def run_pretrain(self, stage):
         v = self.p['variants'][stage['variant']]
@@ -201,6 +363,8 @@ class ProtocolRun:
         work = self.stage_dir(stage)
         config = STUDENT_CONFIGS.get(v['manner'], DISTILLED_CONFIG)
         extra = dict(variant_options(v, self._teacher_for(v)), log_level=self.log_level)
+        if v['manner'] != 'none' and self.teacher_key(v).startswith('teacher@'):
+            extra.update(teacher_shape(self.teacher_section(v['teacher'])['config']))
         extra['model.head.target_norm'] = self.p['target_norm']
         cfg = pretrain_config(config, self.data, work, s['epochs'], s['batch_size'],
                               stage['seed'], extra)
@@ -279,20 +443,48 @@ class ProtocolRun:
         self.log(f'{LOG} {key} done in {rec["seconds"]:.0f}s {shown or ""}')
         return rec
 
+    @staticmethod
+    def shared_parent(stage: dict) -> Optional[str]:
+        kind, name = stage['kind'], stage.get('name')
+        if kind == 'data':
+            return None
+        if kind == 'teacher':
+            return 'data'
+        if kind == 'teacher_random':
+            return 'teacher'
+        if kind == 'gate':
+            return stage_key(dict(kind='teacher', name=name)) if name else 'teacher_random'
+        return 'gate'  # stage_gate
+
+    def _log_gate(self, label: str, g: dict):
+        line = (f"{LOG} gate {label}: recon {g['recon']:.5f} vs trivial {g['trivial']:.5f} "
+                f"(ratio {g['recon_ratio']:.3f}, needs <= {g['margin']}), linear probe "
+                f"{g['probe_top1']:.1f}% (needs >= {g['factor'] * g['chance']:.1f}%), "
+                f"k-NN {g['knn_top1']:.1f}%")
+        for m, res in g.get('vs_untrained', {}).items():
+            line += (f", {m} vs untrained {res['margin']:+.1f} "
+                     f"[{res['interval'][0]:+.1f}, {res['interval'][1]:+.1f}]")
+        self.log(f"{line}: {'PASSED' if g['passed'] else 'failed'}")
+
     def run_shared(self, force: bool = False):
-        chain = (('data', None), ('teacher', 'data'), ('teacher_random', 'teacher'),
-                 ('gate', 'teacher_random'))
-        for kind, parent in chain:
-            if self.valid(kind) is None:
-                threads = self.p['teacher'].get('threads', 1) if kind == 'teacher' else 1
-                self._run_stage(dict(kind=kind, variant=None, seed=None), parent, threads)
+        """The stages before any student (:func:`..protocol.shared_stages`).
+        The main teacher's gate decides whether students are trained (unless
+        ``force``, or the protocol's ``gate.required`` is False: then the
+        report says which teachers count as trained)."""
+        for stage in shared_stages(self.p):
+            key = stage_key(stage)
+            if self.valid(key) is None:
+                threads = (self.teacher_section(stage.get('name')).get('threads', 1)
+                           if stage['kind'] == 'teacher' else 1)
+                self._run_stage(stage, self.shared_parent(stage), threads)
+            if stage['kind'] == 'stage_gate' or (stage['kind'] == 'gate' and stage.get('name')):
+                self._log_gate(key, self.records[key]['gate'] if stage['kind'] == 'stage_gate'
+                               else self.records[key]['gate']['teacher'])
         gate = self.records['gate']['gate']
         for name in ('teacher', 'teacher_random'):
-            g = gate[name]
-            self.log(f"{LOG} gate {name}: recon {g['recon']:.5f} vs trivial {g['trivial']:.5f} "
-                     f"(ratio {g['recon_ratio']:.3f}, needs <= {g['margin']}), linear probe "
-                     f"{g['probe_top1']:.1f}% (needs >= {g['factor'] * g['chance']:.1f}%), "
-                     f"k-NN {g['knn_top1']:.1f}%: {'PASSED' if g['passed'] else 'failed'}")
+            self._log_gate(name, gate[name])
+        if not self.p['teacher']['gate'].get('required', True):
+            force = True
         if not gate['teacher']['passed'] and not force:
             raise GateFailed('the teacher did not pass its gate: ' +
                              '; '.join(gate['teacher']['reasons']) +
@@ -302,7 +494,7 @@ class ProtocolRun:
         for i, unit in enumerate(units(self.p)):
             if i % count != index:
                 continue
-            parent = 'gate'
+            parent = self.unit_parent(unit['variant'])
             for stage in unit_stages(self.p, unit):
                 key = stage_key(stage)
                 if self.valid(key) is None:
