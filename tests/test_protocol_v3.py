@@ -27,7 +27,7 @@ V3 = osp.join(CONFIGS, 'reproduce', 'teacher_protocol.py')
 
 def test_v3_file_full_and_quick():
     full = load_protocol(V3)
-    assert arm_names(full) == ['order', 'motion']
+    assert arm_names(full) == ['motion', 'order']
     for name in arm_names(full):
         p = arm_protocol(full, name)
         stages = teacher_stages(p)
@@ -44,13 +44,13 @@ def test_v3_file_full_and_quick():
         assert p['teacher']['gate']['vs_untrained']
     assert estimate_all(full)['total'] <= 6 * 3600
     quick = load_protocol(V3, quick=True)
-    assert arm_names(quick) == ['order'] and not quick.get('teachers')
-    q = arm_protocol(quick, 'order')
-    assert teacher_stages(q) == [0, 10, 20] and len(units(q)) == 4 * 3
+    assert arm_names(quick) == ['motion'] and not quick.get('teachers')
+    q = arm_protocol(quick, 'motion')
+    assert teacher_stages(q) == [0, 20, 40] and len(units(q)) == 4 * 3
     assert estimate_all(quick)['total'] <= 20 * 60
     keys = all_stage_keys(quick)
-    assert keys[:5] == ['order/data', 'order/teacher', 'order/teacher_random', 'order/gate',
-                        'order/stage_gate@epoch_10']
+    assert keys[:5] == ['motion/data', 'motion/teacher', 'motion/teacher_random', 'motion/gate',
+                        'motion/stage_gate@epoch_20']
 
 
 @pytest.mark.parametrize('overrides,message', [
@@ -90,8 +90,12 @@ def _gate(probe, knn, probe_margin_low):
 
 
 def _dose_run(tmp_path):
-    p = load_protocol(V3, quick=True)
-    p = arm_protocol(p, 'order')
+    p = arm_protocol(load_protocol(V3), 'order')
+    p['teacher'].update(epochs=20, stages=[0, 10, 20])
+    p['variants'] = {v: p['variants'][v] for v in ('amd_serial_random', 'amd_serial_e10',
+                                                   'amd_serial')}
+    p['teachers'] = None
+    p['claims'] = [c for c in p['claims'] if c[0] in p['variants'] and c[1] in p['variants']]
     out = str(tmp_path / 'run')
     run = ProtocolRun(p, out, log=lambda m: None)
     # teacher probe 20 / 30 / 50 at stages untrained / epoch_10 / epoch_20
@@ -163,8 +167,8 @@ def test_plan_prints_widths_from_a_committed_run():
                                                                'v2_full')],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert 'order/stage_gate@epoch_10' in out.stdout
-    assert '| order | amd_serial − amd_serial_random | linear probe |' in out.stdout
+    assert 'motion/stage_gate@epoch_20' in out.stdout
+    assert '| motion | amd_serial − amd_serial_random | linear probe |' in out.stdout
     assert 'expected 95% half-width' in out.stdout
 
 
