@@ -228,6 +228,15 @@ def test_v3_tiny_end_to_end(tmp_path):
     d = res['summary']['dose']
     assert [r['stage'] for r in d['stages']] == ['untrained', 'epoch_1', 'epoch_2']
     assert all(r['students']['knn_top1']['n'] == 2 for r in d['stages'])
+    # the copy to commit (records, reports, no checkpoints) re-makes the same report
+    from amd_mmaction.reproduce.records import compare_runs, copy_run
+    copied = copy_run(out, str(tmp_path / 'copy'))
+    assert not any(x.endswith('.pth') for x in copied)
+    assert {osp.basename(x) for x in copied} >= {'protocol.json', 'records.jsonl', 'results.md',
+                                                'dose.png', 'sessions.jsonl'}
+    again_md = write_report(ProtocolRun(p, str(tmp_path / 'copy'), read_only=True))['markdown']
+    assert again_md == res['markdown']
+    assert compare_runs(out, str(tmp_path / 'copy'))['differences'] == []
     # a rerun resumes: nothing runs again
     again = ProtocolRun(p, out, log=lambda m: None)
     before = {k: r['id'] for k, r in again.records.items()}

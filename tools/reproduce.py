@@ -20,6 +20,7 @@ low-label addendum. docs/reproduce.md.
         data.train=train.txt data.val=val.txt data.root=videos/ data.num_classes=10   # your own data
     python tools/reproduce.py lowlabel --from work_dirs/reproduce [--plan]
     python tools/reproduce.py report --out work_dirs/reproduce   # re-make the report
+    python tools/reproduce.py copy work_dirs/reproduce docs/results/mine   # its records, to commit
     python tools/reproduce.py compare RUN_A RUN_B   # every figure equal? (refactor pins)
 
 A rerun into the same --out resumes where it stopped.
@@ -42,7 +43,7 @@ V2_RUN = osp.join(ROOT, 'docs', 'results', 'v2_full')  # seeds' spread for plan'
 def _parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest='command', required=True, metavar='{plan,run,curve,lowlabel,report,compare}')
+    sub = p.add_subparsers(dest='command', required=True, metavar='{plan,run,curve,lowlabel,report,copy,compare}')
 
     def protocol_args(s, default, what):
         s.add_argument('protocol', nargs='?', default=None,
@@ -87,6 +88,10 @@ def _parser():
     s.add_argument('--out', required=True, help='the run folder')
     s.add_argument('--from', dest='base',
                    help='a low-label run: where its protocol run folder is now')
+    s = sub.add_parser('copy', help="copy a run folder's records, reports and logs (not its "
+                                    'checkpoints) into a folder to commit; safe while it runs')
+    s.add_argument('run', help='the run folder')
+    s.add_argument('dest', help='the folder to copy into')
     s = sub.add_parser('compare', help='compare every figure of two run folders (exit 1 '
                                        'on any difference): a change must not move them')
     s.add_argument('runs', nargs=2, metavar='RUN', help='two run folders')
@@ -291,6 +296,16 @@ def report(a):
     return _report(r)
 
 
+def copy(a):
+    from amd_mmaction.reproduce.records import copy_run
+    try:
+        files = copy_run(a.run, a.dest)
+    except FileNotFoundError as err:
+        raise SystemExit(f'copy: {err}') from err
+    print(f'copied {len(files)} file(s) from {a.run} to {a.dest}')
+    return files
+
+
 def compare(a):
     from amd_mmaction.reproduce.records import compare_runs
     for d in a.runs:
@@ -320,7 +335,7 @@ def main(argv=None):
     warnings.filterwarnings('ignore')
     import amd_mmaction  # noqa: F401  (registries, compat shims)
     return dict(plan=plan, run=run, curve=curve, lowlabel=lowlabel, report=report,
-                compare=compare)[a.command](a)
+                copy=copy, compare=compare)[a.command](a)
 
 
 if __name__ == '__main__':

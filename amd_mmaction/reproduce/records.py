@@ -129,11 +129,45 @@ class RecordStore:
             return [json.loads(x) for x in f if x.strip()]
 
 
+# -- copying a run's records (to commit them) ----------------------------------
+# What a report, a comparison and a reader need of a run folder: its protocol,
+# records, sessions, command, pilot curve, reports and logs; not the stage
+# folders (checkpoints, videos, Runner logs).
+RUN_FILES = ('protocol.json', 'command.json', 'sessions.jsonl', 'teacher_curve.jsonl',
+             'results.md', 'results.json', 'results.csv', 'results.png', 'dose.png')
+RUN_PATTERNS = ('records*.jsonl', 'worker*.log')
+
+
+def copy_run(src: str, dst: str) -> List[str]:
+    """Copy the record files of run folder ``src`` (and of each data set's
+    folder, for a protocol with several) into ``dst``; return the copied
+    paths. Each file is written to a temporary name and renamed, so a copy
+    taken while the run goes on never holds half a file."""
+    import shutil
+    if not osp.isfile(osp.join(src, 'protocol.json')):
+        raise FileNotFoundError(f'{src} is not a reproduction run folder (no protocol.json)')
+    with open(osp.join(src, 'protocol.json')) as f:
+        arms = list(json.load(f).get('datasets') or [])
+    copied = []
+    for sub in [''] + arms:
+        here, there = osp.join(src, sub), osp.join(dst, sub)
+        names = [n for n in RUN_FILES if osp.isfile(osp.join(here, n))]
+        for pattern in RUN_PATTERNS:
+            names += sorted(osp.basename(x) for x in glob.glob(osp.join(glob.escape(here), pattern)))
+        os.makedirs(there, exist_ok=True)
+        for name in names:
+            tmp = osp.join(there, f'.{name}.tmp')
+            shutil.copyfile(osp.join(here, name), tmp)
+            os.replace(tmp, osp.join(there, name))
+            copied.append(osp.join(there, name))
+    return copied
+
+
 # -- comparing two runs ------------------------------------------------------
 # Record fields that differ between two runs of the same protocol by nature:
 # ids, clocks and the paths of their own folders.
 VOLATILE = frozenset({'id', 'parent_id', 'started', 'finished', 'seconds', 'outputs',
-                      'checkpoint', 'config', 'data'})
+                      'checkpoint', 'config', 'data', 'stages'})
 
 
 def _figures(x, path=''):
