@@ -17,7 +17,8 @@ from conftest import CONFIGS, ROOT
 from amd_mmaction.reproduce.dose import summarize_dose
 from amd_mmaction.reproduce.protocol import (all_stage_keys, arm_names, arm_protocol,
                                              checkpoint_interval, dose_variant, estimate_all,
-                                             load_protocol, seeds_of, teacher_stages, units)
+                                             load_lowlabel, load_protocol, seeds_of,
+                                             teacher_stages, units)
 from amd_mmaction.reproduce.report import per_seed
 from amd_mmaction.reproduce.runner import ProtocolRun
 from amd_mmaction.reproduce.sizing import half_width, seeds_needed
@@ -141,6 +142,26 @@ def test_dose_summary_hand_computed(tmp_path):
     half = 12.706204736 * abs(b0 - b1) / math.sqrt(2) / math.sqrt(2)
     assert sl['t'] == pytest.approx(((b0 + b1) / 2 - half, (b0 + b1) / 2 + half), abs=1e-6)
     assert d['slopes']['linear_top1']['slope'] == pytest.approx(2 * sl['slope'])
+
+
+def test_dose_of_a_lowlabel_measure(tmp_path):
+    # the low-label addendum's fine-tuning top-1 as the student metric (pairing by seed)
+    run = _dose_run(tmp_path)
+    ft = {'amd_serial_random': {0: 30, 1: 40}, 'amd_serial_e10': {0: 35, 1: 40},
+          'amd_serial': {0: 50, 1: 40}}
+    for v, by_seed in ft.items():
+        for seed, value in by_seed.items():
+            run.store.save(dict(key=f'seed{seed}/lowlabel/{v}', id=f'l{v}{seed}', finished=1,
+                                finetune_top1=float(value)))
+    d = summarize_dose(run, per_seed, [('finetune_top1', 'fine-tune', 'lowlabel')])
+    assert d['metrics'] == [['finetune_top1', 'fine-tune']]
+    assert d['stages'][2]['students']['finetune_top1']['mean'] == 45.0
+    x = np.array([20.0, 30.0, 50.0])
+    dx = x - x.mean()
+    b0 = float((dx * np.array([30, 35, 50])).sum() / (dx ** 2).sum())
+    assert d['slopes']['finetune_top1']['per_seed'] == pytest.approx({0: b0, 1: 0.0})
+    ll = load_lowlabel(osp.join(CONFIGS, 'reproduce', 'teacher_protocol_lowlabel.py'))
+    assert ll['per_class'] == 10 and ll['finetune']['epochs'] == 32
 
 
 def test_dose_report_renders(tmp_path):

@@ -59,15 +59,14 @@ class MultiRun:
 def write_multi_report(run: MultiRun, write_report: Callable) -> dict:
     """Each arm's report (``write_report(arm)``) and ``<out>/results.md``
     with them all, the dose-response slopes of every data set first."""
-    from amd_mmaction.reproduce.dose import STUDENT_METRICS
     parts, slopes = {}, ['| data set | student metric | slope on teacher metric | '
                          'holds |', '|---|---|---|---|']
     for name, arm in run.arms.items():
         res = write_report(arm)
         parts[name] = res
         dose = res['summary'].get('dose')
-        for m, label in STUDENT_METRICS:
-            s = (dose or {}).get('slopes', {}).get(m)
+        for m, label in (dose or {}).get('metrics', []):
+            s = dose['slopes'].get(m)
             if not s:
                 continue
             if 'reason' in s:

@@ -24,7 +24,8 @@ import numpy as np
 from amd_mmaction.reproduce.protocol import dose_variant, stage_name, teacher_stages
 from amd_mmaction.reproduce.stats import paired_t_interval, slope_interval
 
-STUDENT_METRICS = (('knn_top1', 'k-NN'), ('linear_top1', 'linear probe'))
+# (record field, name, stage kind that records it)
+STUDENT_METRICS = (('knn_top1', 'k-NN', 'features'), ('linear_top1', 'linear probe', 'features'))
 TEACHER_METRICS = dict(probe_top1='linear probe', knn_top1='k-NN')
 
 
@@ -36,9 +37,11 @@ def counts_as_trained(g: dict) -> Optional[bool]:
     return all(vs[m]['passed'] for m in ('probe', 'knn'))
 
 
-def summarize_dose(run, per_seed) -> Optional[dict]:
+def summarize_dose(run, per_seed, metrics=STUDENT_METRICS) -> Optional[dict]:
     """The dose-response of ``run`` (None without teacher stages).
-    ``per_seed(run, variant, metric, kind)``: :func:`.report.per_seed`."""
+    ``per_seed(run, variant, metric, kind)``: :func:`.report.per_seed`;
+    ``metrics``: (field, name, stage kind) of the student metrics (a
+    low-label run's: its fine-tuning)."""
     p = run.p
     epochs = teacher_stages(p)
     if not epochs or not p.get('dose'):
@@ -55,8 +58,8 @@ def summarize_dose(run, per_seed) -> Optional[dict]:
             row['gate'] = dict(recon_ratio=g['recon_ratio'], probe_top1=g['probe_top1'],
                                knn_top1=g['knn_top1'], vs_untrained=g.get('vs_untrained'),
                                trained=counts_as_trained(g) if e else None)
-        for m, _ in STUDENT_METRICS:
-            vals = per_seed(run, v, m, 'features')
+        for m, _, kind in metrics:
+            vals = per_seed(run, v, m, kind)
             xs = list(vals.values())
             row['students'][m] = dict(per_seed=vals, n=len(xs),
                                       mean=float(np.mean(xs)) if xs else None,
@@ -64,7 +67,7 @@ def summarize_dose(run, per_seed) -> Optional[dict]:
         stages.append(row)
     slopes = {}
     done = [r for r in stages if r['gate'] is not None]
-    for m, _ in STUDENT_METRICS:
+    for m, _, _ in metrics:
         common = None
         for r in done:
             seeds = set(r['students'][m]['per_seed'])
@@ -84,6 +87,7 @@ def summarize_dose(run, per_seed) -> Optional[dict]:
         res['per_seed'] = {int(k): v for k, v in res['per_seed'].items()}
         slopes[m] = res
     return dict(stages=stages, slopes=slopes, teacher_metric=x_key,
+                metrics=[[m, name] for m, name, _ in metrics],
                 teacher_metric_name=TEACHER_METRICS.get(x_key, x_key),
                 variant_manner=p['dose'].get('manner'))
 
@@ -126,16 +130,16 @@ def dose_markdown(d: dict) -> List[str]:
               f"### Dose-response: AMD {d['variant_manner']} students distilled from each "
               'stage, top-1 (%), mean [95% t interval] over seeds', '',
               f"| stage | teacher {d['teacher_metric_name']} | variant | " +
-              ' | '.join(f'student {n}' for _, n in STUDENT_METRICS) + ' |',
-              '|---|---|---|' + '---|' * len(STUDENT_METRICS)]
+              ' | '.join(f'student {n}' for _, n in d['metrics']) + ' |',
+              '|---|---|---|' + '---|' * len(d['metrics'])]
     for r in d['stages']:
         x = '–' if r['gate'] is None else f"{r['gate'][d['teacher_metric']]:.1f}%"
         lines.append(f"| {r['stage']} | {x} | {r['variant']} | " +
-                     ' | '.join(_iv(r['students'][m]) for m, _ in STUDENT_METRICS) + ' |')
+                     ' | '.join(_iv(r['students'][m]) for m, _ in d['metrics']) + ' |')
     lines += ['', f"**Slope** of the student metric on the teacher's "
                   f"{d['teacher_metric_name']} (points per point; per-seed OLS over the stages, "
                   't interval over seeds; bootstrap of the per-seed slopes as a cross-check): ']
-    for m, name in STUDENT_METRICS:
+    for m, name in d['metrics']:
         s = d['slopes'][m]
         if 'reason' in s:
             lines.append(f'- student {name}: {s["reason"]}')
@@ -156,8 +160,9 @@ def plot_dose(d: dict, path: str, title: str = '', videomae: Optional[Dict] = No
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(STUDENT_METRICS), figsize=(5.5 * len(STUDENT_METRICS), 4.3))
-    for ax, (m, name) in zip(np.atleast_1d(axes), STUDENT_METRICS):
+    ms = d['metrics']
+    fig, axes = plt.subplots(1, len(ms), figsize=(5.5 * len(ms), 4.3), squeeze=False)
+    for ax, (m, name) in zip(axes[0], ms):
         xs = []
         for r in d['stages']:
             if r['gate'] is None or r['students'][m]['mean'] is None:

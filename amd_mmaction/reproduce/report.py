@@ -93,7 +93,7 @@ def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool
         r = run.records.get(stage_key(dict(kind='gate', name=name)))
         if r:
             extra_gates[name] = r['gate']
-    dose = summarize_dose(run, per_seed) if hasattr(run, 'stage_gates') else None
+    dose = summarize_dose(run, per_seed, metrics) if hasattr(run, 'stage_gates') else None
     return dict(variants=variants, claims=claims, gate=gate, metrics=[m for m, _, _ in metrics],
                 extra_gates=extra_gates, dose=dose,
                 names={m: name for m, name, _ in metrics}, own_teacher=own_teacher,
