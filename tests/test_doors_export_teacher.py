@@ -353,3 +353,29 @@ def test_fingerprint_is_of_the_weights_not_the_file(tmp_path):
     assert state_fingerprint(a) == state_fingerprint({k: v.clone() for k, v in a.items()})
     assert state_fingerprint(a) != state_fingerprint(dict(a, w=a['w'] + 1e-3))
     assert state_fingerprint(a) != state_fingerprint(dict(a, w=a['w'].reshape(3, 2)))
+
+
+def test_load_from_is_read_once(pretrain_ckpt, tmp_path, monkeypatch):
+    """The pre-flight read of load_from is handed to the Runner's load: the
+    file is unpickled once; a file changed in between is read again."""
+    import amd_mmaction.weights.io as wio
+    from amd_mmaction.engine.preflight import check_load_from
+    exported = str(tmp_path / 'exported.pth')
+    export_checkpoint(pretrain_ckpt, exported, num_frames=8, img_size=64)
+    cfg = Config.fromfile(osp.join(CONFIGS, 'tiny', 'finetune_tiny_motion.py'))
+    cfg.load_from = exported
+    reads = []
+    real = wio.load_checkpoint_file
+    monkeypatch.setattr(wio, 'load_checkpoint_file',
+                        lambda path, **kw: reads.append(path) or real(path, **kw))
+    check_load_from(cfg)
+    assert len(reads) == 1
+    from mmengine.runner.checkpoint import CheckpointLoader
+    ckpt = CheckpointLoader.load_checkpoint(exported, map_location='cpu')  # the Runner's door
+    assert len(reads) == 1 and 'backbone.patch_embed.projection.weight' in ckpt['state_dict']
+    CheckpointLoader.load_checkpoint(exported, map_location='cpu')  # used once, then dropped
+    assert len(reads) == 2
+    check_load_from(cfg)
+    torch.save({'state_dict': {}}, exported)  # changed after the pre-flight read
+    assert CheckpointLoader.load_checkpoint(exported, map_location='cpu') == {'state_dict': {}}
+    assert len(reads) == 4

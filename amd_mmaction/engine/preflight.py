@@ -17,6 +17,7 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from amd_mmaction.engine.hooks.checkpoint import resolve_last_checkpoint
+from amd_mmaction.weights.io import hand_over
 
 # key prefixes of pre-training checkpoints: ours (AMDPretrainer) and the
 # official VideoMAE / AMD releases
@@ -201,8 +202,10 @@ def check_load_from(cfg) -> None:
     if not path or cfg.get('resume') or '://' in str(path):
         return
     # read for every model: a missing, unreadable or untrusted file is refused
-    # here, before the Runner writes anything
+    # here, before the Runner writes anything; the Runner's load then takes
+    # this read instead of reading the file again
     ckpt = read(path, 'load_from:')
+    hand_over(path, ckpt)
     if 'backbone' not in (cfg.get('model') or {}):
         return
     from amd_mmaction.weights.head_count import backbone_heads_problem

@@ -207,13 +207,38 @@ def refuse_text_pointer(path) -> None:
         f'last_checkpoint pointer names the latest checkpoint so); {where}')
 
 
+# A checkpoint a pre-flight check has just read, kept for the next load of
+# the same unchanged file (the Runner's ``load_from``), so the file is read
+# once, not twice: {(real path, size, mtime_ns): checkpoint}, one entry.
+_HANDED_OVER: dict = {}
+
+
+def _file_key(path):
+    st = os.stat(path)
+    return osp.realpath(path), st.st_size, st.st_mtime_ns
+
+
+def hand_over(path, checkpoint) -> None:
+    """Keep ``checkpoint`` (read from ``path`` onto the CPU) for the next
+    :func:`load_local_checkpoint` of the same file, if it is unchanged by then
+    (same size and modification time); used once, then dropped."""
+    _HANDED_OVER.clear()
+    _HANDED_OVER[_file_key(path)] = checkpoint
+
+
 def load_local_checkpoint(filename, map_location=None):
     """mmengine's loader for a local file (``load_from``, ``resume``,
     mmengine's ``load_checkpoint``): :func:`load_checkpoint_file`, with a
-    missing file, a refused pickle and a damaged file told apart."""
+    missing file, a refused pickle and a damaged file told apart. A
+    checkpoint handed over by a pre-flight check (:func:`hand_over`) is
+    returned instead of reading the file again (CPU loads only)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+    if _HANDED_OVER and map_location in (None, 'cpu'):
+        kept = _HANDED_OVER.pop(_file_key(filename), None)
+        if kept is not None:
+            return kept
     try:
         return load_checkpoint_file(filename, map_location=map_location)
     except (UntrustedCheckpointError, NotACheckpointError):
