@@ -107,14 +107,18 @@ def test_parse_overrides():
 
 def test_plan_prints_the_stages(capsys):
     from tools.reproduce import main
-    assert main(['plan', '--quick', '--set', 'seeds.headline=[0]', '--workers', '3']) is None
+    v2 = osp.join(ROOT, 'configs', 'reproduce', 'motion_protocol.py')
+    assert main(['plan', v2, '--quick', '--set', 'seeds.headline=[0]', '--workers', '3']) is None
     out = capsys.readouterr().out.splitlines()
     keys = [x for x in out if x in ('data', 'teacher', 'teacher_random', 'gate')
             or x.startswith('seed')]
     assert keys == ['data', 'teacher', 'teacher_random', 'gate'] + [
         f'seed0/{k}/{v}' for v in ('videomae', 'amd_serial', 'amd_serial_random')
         for k in ('pretrain', 'features')]
-    assert out[-1].startswith('rough estimate') and 'on 3 worker(s)' in out[-1]
+    estimate = [x for x in out if x.startswith('rough estimate')]
+    assert len(estimate) == 1 and 'on 3 worker(s)' in estimate[0]
+    # the expected interval widths from the committed v2 run's spread (one seed: none)
+    assert any('expected 95% interval half-widths' in x for x in out)
     with pytest.raises(SystemExit):
         main(['plan', '--nope'])
 
