@@ -120,19 +120,14 @@ def markdown(summary: dict) -> str:
         lines += ['### Teacher gate (validation clips, before any student)', '',
                   '| teacher | masked-pixel loss | trivial predictor | ratio | linear probe | '
                   'k-NN | gate |', '|---|---|---|---|---|---|---|']
-        for name, label in (('teacher', 'trained'), ('teacher_random', 'random init')):
-            x = g[name]
+        rows = [(g['teacher'], 'trained'), (g['teacher_random'], 'random init')]
+        for name, eg in summary.get('extra_gates', {}).items():
+            rows += [(eg['teacher'], f'{name}, trained'), (eg['untrained'], f'{name}, untrained')]
+        for x, label in rows:
             lines.append(f"| {label} | {x['recon']:.5f} | {x['trivial']:.5f} | "
                          f"{x['recon_ratio']:.3f} (≤ {x['margin']}) | {x['probe_top1']:.1f}% "
                          f"(≥ {x['factor'] * x['chance']:.1f}%) | {x['knn_top1']:.1f}% | "
                          f"{'passed' if x['passed'] else 'failed'} |")
-        for name, eg in summary.get('extra_gates', {}).items():
-            for which, label in (('teacher', f'{name}, trained'), ('untrained', f'{name}, untrained')):
-                x = eg[which]
-                lines.append(f"| {label} | {x['recon']:.5f} | {x['trivial']:.5f} | "
-                             f"{x['recon_ratio']:.3f} (≤ {x['margin']}) | {x['probe_top1']:.1f}% "
-                             f"(≥ {x['factor'] * x['chance']:.1f}%) | {x['knn_top1']:.1f}% | "
-                             f"{'passed' if x['passed'] else 'failed'} |")
         lines += ['', f"Chance {g['teacher']['chance']:.1f}%."]
         trained = [(label, x) for label, x in
                    [('main', g['teacher'])] + [(n, eg['teacher']) for n, eg in
