@@ -477,18 +477,29 @@ class ProtocolRun:
                 threads = (self.teacher_section(stage.get('name')).get('threads', 1)
                            if stage['kind'] == 'teacher' else 1)
                 self._run_stage(stage, self.shared_parent(stage), threads)
-            if stage['kind'] == 'stage_gate' or (stage['kind'] == 'gate' and stage.get('name')):
-                self._log_gate(key, self.records[key]['gate'] if stage['kind'] == 'stage_gate'
-                               else self.records[key]['gate']['teacher'])
+            for name, g in self._gates_of(stage):
+                self._log_gate(name, g)
         gate = self.records['gate']['gate']
-        for name in ('teacher', 'teacher_random'):
-            self._log_gate(name, gate[name])
         if not self.p['teacher']['gate'].get('required', True):
             force = True
         if not gate['teacher']['passed'] and not force:
             raise GateFailed('the teacher did not pass its gate: ' +
                              '; '.join(gate['teacher']['reasons']) +
                              '. No student is trained (--force trains them anyway).')
+
+    def _gates_of(self, stage: dict):
+        """(name to log, gate figures) of a shared stage's record: a teacher
+        stage's gate; a larger teacher's gate; the main gate (teacher and
+        its untrained twin). None for stages that are not gates."""
+        key = stage_key(stage)
+        if stage['kind'] == 'stage_gate':
+            return [(key, self.records[key]['gate'])]
+        if stage['kind'] != 'gate':
+            return []
+        gate = self.records[key]['gate']
+        if stage.get('name'):
+            return [(key, gate['teacher'])]
+        return [(name, gate[name]) for name in ('teacher', 'teacher_random')]
 
     def run_units(self, index: int = 0, count: int = 1):
         for i, unit in enumerate(units(self.p)):
@@ -512,7 +523,7 @@ class ProtocolRun:
         self.run_shared(force)
         workers = workers or self.p['workers']
         if stop_after_gate:
-            pass
+            pass  # the shared stages only
         elif workers <= 1 or worker_cmd is None:
             self.run_units()
         else:

@@ -9,20 +9,11 @@ most ``target`` points (the issue's +/-5 points of probe). It assumes the
 new run's seeds spread as the old run's did: an estimate to size a run, not
 a result.
 """
-import math
 from typing import Dict, List
 
-from scipy.stats import t as t_dist
-
+from amd_mmaction.reproduce.dose import STUDENT_METRICS
 from amd_mmaction.reproduce.protocol import arm_names, arm_protocol, seeds_of
-
-METRICS = (('knn_top1', 'k-NN'), ('linear_top1', 'linear probe'))
-
-
-def half_width(sd: float, n: int, confidence: float = 0.95) -> float:
-    if n < 2:
-        return math.inf
-    return float(t_dist.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n))
+from amd_mmaction.reproduce.stats import paired_stats, t_half_width as half_width
 
 
 def seeds_needed(sd: float, target: float, confidence: float = 0.95, most: int = 1000) -> int:
@@ -46,15 +37,13 @@ def expected_widths(run_dir: str, p: dict, target: float = 5.0) -> List[Dict]:
             if not all(v in q['variants'] and v in old.p['variants'] for v in (better, worse)):
                 continue
             n_new = len(set(seeds_of(q, better)) & set(seeds_of(q, worse)))
-            for m, name in METRICS:
-                a = per_seed(old, better, m, 'features')
-                b = per_seed(old, worse, m, 'features')
+            for m, name, stage in STUDENT_METRICS:
+                a = per_seed(old, better, m, stage)
+                b = per_seed(old, worse, m, stage)
                 common = sorted(set(a) & set(b))
                 if len(common) < 2:
                     continue
-                d = [a[s] - b[s] for s in common]
-                mean = sum(d) / len(d)
-                sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
+                sd = paired_stats({s: a[s] for s in common}, {s: b[s] for s in common})['sd']
                 rows.append(dict(arm=arm, claim=f'{better} − {worse}', meaning=meaning,
                                  metric=name, n_old=len(common), sd=sd, n_new=n_new,
                                  half_width=half_width(sd, n_new),

@@ -26,14 +26,22 @@ def _interval_reason(n: int) -> Optional[str]:
     return None
 
 
+def t_half_width(sd: float, n: int, confidence: float = 0.95) -> float:
+    """Half-width ``t_{(1+c)/2, n-1} * sd / sqrt(n)`` of the t interval of a
+    mean of ``n`` values with sample sd ``sd``; infinite for ``n < 2``."""
+    from scipy.stats import t
+    if n < 2:
+        return math.inf
+    return float(t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n))
+
+
 def paired_t_interval(diffs, confidence: float = 0.95):
     """(low, high) of the paired-t interval of the mean of ``diffs``, or None
     for fewer than 2 values."""
-    from scipy.stats import t
     d = np.asarray(diffs, dtype=float)
     if len(d) < 2:
         return None
-    half = t.ppf(0.5 + confidence / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    half = t_half_width(d.std(ddof=1), len(d), confidence)
     return float(d.mean() - half), float(d.mean() + half)
 
 
