@@ -144,6 +144,28 @@ def test_dose_summary_hand_computed(tmp_path):
     assert d['slopes']['linear_top1']['slope'] == pytest.approx(2 * sl['slope'])
 
 
+def test_slope_over_chosen_stages_hand_computed(tmp_path):
+    # the slope over untrained and epoch_20 only: seed 2 (no epoch_10 student) now counts;
+    # each seed's slope is (y at epoch_20 - y untrained) / (50 - 20)
+    d = summarize_dose(_dose_run(tmp_path), per_seed, slope_stages=['untrained', 'epoch_20'])
+    assert d['slope_stages'] == ['untrained', 'epoch_20']
+    sl = d['slopes']['knn_top1']
+    assert sl['per_seed'] == pytest.approx({0: 9 / 30, 1: 6 / 30, 2: 16 / 30})
+    assert sl['n_seeds'] == 3 and sl['n_stages'] == 2
+    assert sl['slope'] == pytest.approx(31 / 90)
+    with pytest.raises(ValueError, match=r"\['epoch_5'\] are not stages of this run"):
+        summarize_dose(_dose_run(tmp_path / 'again'), per_seed, slope_stages=['epoch_5'])
+
+
+def test_slope_tool_on_the_committed_motion_run():
+    out = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'reproduce.py'), 'slope',
+                          '--out', osp.join(ROOT, 'docs', 'results', 'v3_full', 'motion'),
+                          '--stages', 'epoch_10', 'epoch_40'],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'Exploratory' in out.stdout and 'n=8 seeds x 2 stages' in out.stdout
+
+
 def test_dose_of_a_lowlabel_measure(tmp_path):
     # the low-label addendum's fine-tuning top-1 as the student metric (pairing by seed)
     run = _dose_run(tmp_path)

@@ -11,7 +11,7 @@ docs/results.md): one teacher, the Table 1 ablations, fine-tuning, and its
 low-label addendum. docs/reproduce.md.
 
     python tools/reproduce.py plan [--quick]       # stages, a time estimate, expected interval widths
-    python tools/reproduce.py run --quick          # v3 on the order data set, 3 stages x 3 seeds, < 20 min
+    python tools/reproduce.py run --quick          # v3 on the motion clips, 3 stages x 3 seeds, ~20 min
     python tools/reproduce.py run                  # the full protocol (both data sets, resumable)
     python tools/reproduce.py run --teacher-only   # the teachers and their gates (to size a teacher)
     python tools/reproduce.py curve --out RUN      # score every saved teacher checkpoint (a pilot curve)
@@ -20,6 +20,7 @@ low-label addendum. docs/reproduce.md.
         data.train=train.txt data.val=val.txt data.root=videos/ data.num_classes=10   # your own data
     python tools/reproduce.py lowlabel --from work_dirs/reproduce [--plan]
     python tools/reproduce.py report --out work_dirs/reproduce   # re-make the report
+    python tools/reproduce.py slope --out RUN/motion --stages epoch_10 epoch_40   # slopes, a subset
     python tools/reproduce.py copy work_dirs/reproduce docs/results/mine   # its records, to commit
     python tools/reproduce.py compare RUN_A RUN_B   # every figure equal? (refactor pins)
 
@@ -88,6 +89,12 @@ def _parser():
     s.add_argument('--out', required=True, help='the run folder')
     s.add_argument('--from', dest='base',
                    help='a low-label run: where its protocol run folder is now')
+    s = sub.add_parser('slope', help='the dose-response slopes over chosen teacher stages '
+                                     '(an exploratory reading beside the report)')
+    s.add_argument('--out', required=True, help='one data set\'s run folder (or a low-label one)')
+    s.add_argument('--from', dest='base', help='a low-label run: its protocol run folder')
+    s.add_argument('--stages', nargs='+', required=True, metavar='STAGE',
+                   help='stage names as in the report (untrained, epoch_10, ...)')
     s = sub.add_parser('copy', help="copy a run folder's records, reports and logs (not its "
                                     'checkpoints) into a folder to commit; safe while it runs')
     s.add_argument('run', help='the run folder')
@@ -296,6 +303,27 @@ def report(a):
     return _report(r)
 
 
+def slope(a):
+    """Slopes over a subset of the teacher stages. The protocol's slope is
+    fitted over every stage (the report); a subset picked after seeing the
+    results is printed as exploratory."""
+    from amd_mmaction.reproduce.dose import STUDENT_METRICS, slope_lines, summarize_dose
+    from amd_mmaction.reproduce.report import lowlabel_options, per_seed
+    from amd_mmaction.reproduce.worker import open_run
+    try:
+        r = open_run(a.out, a.base, read_only=True)
+        metrics = (lowlabel_options(r.p)['metrics'] if 'lowlabel' in r.p else STUDENT_METRICS)
+        d = summarize_dose(r, per_seed, metrics, slope_stages=a.stages)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f'slope: {err}') from err
+    if d is None:
+        raise SystemExit(f'slope: {a.out} has no teacher stages (not a v3 run)')
+    print(f"Exploratory (stages chosen by the reader, not fixed by the protocol): slopes over "
+          f"{', '.join(d['slope_stages'])}")
+    print('\n'.join(slope_lines(d)))
+    return d
+
+
 def copy(a):
     from amd_mmaction.reproduce.records import copy_run
     try:
@@ -335,7 +363,7 @@ def main(argv=None):
     warnings.filterwarnings('ignore')
     import amd_mmaction  # noqa: F401  (registries, compat shims)
     return dict(plan=plan, run=run, curve=curve, lowlabel=lowlabel, report=report,
-                copy=copy, compare=compare)[a.command](a)
+                slope=slope, copy=copy, compare=compare)[a.command](a)
 
 
 if __name__ == '__main__':

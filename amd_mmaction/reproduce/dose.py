@@ -17,7 +17,7 @@ that stage's quality.
 
 Reads records only, like :mod:`.report`.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,11 +37,15 @@ def counts_as_trained(g: dict) -> Optional[bool]:
     return all(vs[m]['passed'] for m in ('probe', 'knn'))
 
 
-def summarize_dose(run, per_seed, metrics=STUDENT_METRICS) -> Optional[dict]:
+def summarize_dose(run, per_seed, metrics=STUDENT_METRICS,
+                   slope_stages: Optional[Sequence[str]] = None) -> Optional[dict]:
     """The dose-response of ``run`` (None without teacher stages).
     ``per_seed(run, variant, metric, kind)``: :func:`.report.per_seed`;
     ``metrics``: (field, name, stage kind) of the student metrics (a
-    low-label run's: its fine-tuning)."""
+    low-label run's: its fine-tuning); ``slope_stages``: fit the slopes over
+    these stages only (names as in the table: ``untrained``, ``epoch_10``,
+    ...); default every stage, as the protocol fixed it. A subset chosen
+    after seeing the results is an exploratory reading, not the protocol's."""
     p = run.p
     epochs = teacher_stages(p)
     if not epochs or not p.get('dose'):
@@ -66,7 +70,13 @@ def summarize_dose(run, per_seed, metrics=STUDENT_METRICS) -> Optional[dict]:
                                       t=paired_t_interval(xs) if len(xs) > 1 else None)
         stages.append(row)
     slopes = {}
-    done = [r for r in stages if r['gate'] is not None]
+    names = [r['stage'] for r in stages]
+    unknown = sorted(set(slope_stages or ()) - set(names))
+    if unknown:
+        raise ValueError(f'slope stages {unknown} are not stages of this run; its stages: '
+                         f'{names}')
+    done = [r for r in stages if r['gate'] is not None
+            and (slope_stages is None or r['stage'] in slope_stages)]
     for m, _, _ in metrics:
         common = None
         for r in done:
@@ -89,6 +99,7 @@ def summarize_dose(run, per_seed, metrics=STUDENT_METRICS) -> Optional[dict]:
     return dict(stages=stages, slopes=slopes, teacher_metric=x_key,
                 metrics=[[m, name] for m, name, _ in metrics],
                 teacher_metric_name=TEACHER_METRICS.get(x_key, x_key),
+                slope_stages=[r['stage'] for r in done],
                 variant_manner=p['dose'].get('manner'))
 
 
@@ -136,9 +147,14 @@ def dose_markdown(d: dict) -> List[str]:
         x = '–' if r['gate'] is None else f"{r['gate'][d['teacher_metric']]:.1f}%"
         lines.append(f"| {r['stage']} | {x} | {r['variant']} | " +
                      ' | '.join(_iv(r['students'][m]) for m, _ in d['metrics']) + ' |')
-    lines += ['', f"**Slope** of the student metric on the teacher's "
-                  f"{d['teacher_metric_name']} (points per point; per-seed OLS over the stages, "
-                  't interval over seeds; bootstrap of the per-seed slopes as a cross-check): ']
+    return lines + [''] + slope_lines(d) + ['']
+
+
+def slope_lines(d: dict) -> List[str]:
+    """The slopes of a dose summary, one line per student metric."""
+    lines = [f"**Slope** of the student metric on the teacher's "
+             f"{d['teacher_metric_name']} (points per point; per-seed OLS over the stages, "
+             't interval over seeds; bootstrap of the per-seed slopes as a cross-check): ']
     for m, name in d['metrics']:
         s = d['slopes'][m]
         if 'reason' in s:
@@ -150,7 +166,7 @@ def dose_markdown(d: dict) -> List[str]:
                      + (' **holds: better teacher, better student**' if s['holds'] else
                         (' (interval below zero)' if s['t'][1] < 0 else
                          ' (interval includes zero)')))
-    return lines + ['']
+    return lines
 
 
 def plot_dose(d: dict, path: str, title: str = '', videomae: Optional[Dict] = None) -> str:
