@@ -196,6 +196,21 @@ def test_dose_report_renders(tmp_path):
     assert osp.isfile(osp.join(run.out, 'dose.png'))
 
 
+def test_busy_time_is_the_union_of_stage_intervals(tmp_path):
+    # a run stopped and resumed: two workers overlap (100-160 and 150-200), a gap (200-1000)
+    # when nothing ran, then one stage (1000-1030); the base run's stages are not this run's
+    from amd_mmaction.reproduce.records import RecordStore
+    for d in ('base', 'run'):
+        (tmp_path / d).mkdir()
+    base = RecordStore(str(tmp_path / 'base'))
+    base.save(dict(key='teacher', id='t', started=0.0, finished=5000.0))
+    store = RecordStore(str(tmp_path / 'run'), base=base)
+    for key, a, b in (('a', 100.0, 160.0), ('b', 150.0, 200.0), ('c', 1000.0, 1030.0),
+                      ('d', 110.0, 120.0)):
+        store.save(dict(key=key, id=key, started=a, finished=b))
+    assert RecordStore(str(tmp_path / 'run'), read_only=True, base=base).busy_seconds() == 130.0
+
+
 def test_seed_sizing_hand_computed():
     # t_{0.975, 7} = 2.364624; sd 10 over 8 seeds -> 2.364624 * 10 / sqrt(8) = 8.3602
     assert half_width(10.0, 8) == pytest.approx(8.36021, abs=1e-4)

@@ -84,7 +84,24 @@ class RecordStore:
                         if r['key'] not in mine or r['finished'] >= mine[r['key']]['finished']:
                             mine[r['key']] = r
         out.update(mine)
+        self.own = mine
         return out
+
+    def busy_seconds(self) -> float:
+        """Wall time during which at least one of this folder's own stages ran
+        (not the base run's): the union of their ``[started, finished]``
+        intervals. It counts every session, killed ones included (their
+        finished stages are recorded, their sessions are not), and leaves out
+        the gaps between sessions."""
+        spans = sorted((r['started'], r['finished']) for r in self.own.values()
+                       if r.get('started') is not None and r.get('finished') is not None)
+        total, end = 0.0, -float('inf')
+        for a, b in spans:
+            if b <= end:
+                continue
+            total += b - max(a, end)
+            end = b
+        return total
 
     def reload(self):
         self.records = self.load()

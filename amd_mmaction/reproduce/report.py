@@ -100,6 +100,7 @@ def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool
                 teacher=dict(seconds=teacher.get('seconds'), curve=teacher.get('curve'),
                              losses=teacher.get('losses')),
                 wall_seconds=sum(s['seconds'] for s in sessions), sessions=sessions,
+                busy_seconds=run.store.busy_seconds(),
                 finetune_curves=curves, complete=run.all_done(outputs=False))
 
 
@@ -172,15 +173,15 @@ def markdown(summary: dict) -> str:
         f"{c['better']} − {c['worse']} {names[m]} {format_diff(s, interval='bootstrap')}"
         for c in summary['claims'] for m, s in c['metrics'].items() if s['bootstrap']) or '–', '']
     t = summary['teacher']
+    took = (f"{summary['busy_seconds'] / 60:.1f} min of wall time while its stages ran (the "
+            f"union of their start-finish times, over every session); "
+            f"{len(summary['sessions'])} session(s) ended normally, "
+            f"{summary['wall_seconds'] / 60:.1f} min"
+            f"{'' if summary['complete'] else '; INCOMPLETE'}.")
     if not summary['own_teacher']:
-        lines.append(f"This run: {summary['wall_seconds'] / 60:.1f} min of wall time "
-                     f"({len(summary['sessions'])} session(s)"
-                     f"{'' if summary['complete'] else ', INCOMPLETE'}).")
+        lines.append('This run: ' + took)
     elif t.get('seconds'):
-        lines.append(f"Teacher: {t['seconds'] / 60:.1f} min. Whole run: "
-                     f"{summary['wall_seconds'] / 60:.1f} min of wall time "
-                     f"({len(summary['sessions'])} session(s)"
-                     f"{'' if summary['complete'] else ', INCOMPLETE'}).")
+        lines.append(f"Teacher: {t['seconds'] / 60:.1f} min. Whole run: " + took)
     return '\n'.join(lines) + '\n'
 
 
