@@ -208,6 +208,7 @@ def test_busy_time_is_the_union_of_stage_intervals(tmp_path):
     for key, a, b in (('a', 100.0, 160.0), ('b', 150.0, 200.0), ('c', 1000.0, 1030.0),
                       ('d', 110.0, 120.0)):
         store.save(dict(key=key, id=key, started=a, finished=b))
+    assert store.busy_seconds() == 130.0  # the store that saved them, not only a reread
     assert RecordStore(str(tmp_path / 'run'), read_only=True, base=base).busy_seconds() == 130.0
 
 

@@ -307,13 +307,12 @@ def slope(a):
     """Slopes over a subset of the teacher stages. The protocol's slope is
     fitted over every stage (the report); a subset picked after seeing the
     results is printed as exploratory."""
-    from amd_mmaction.reproduce.dose import STUDENT_METRICS, slope_lines, summarize_dose
-    from amd_mmaction.reproduce.report import lowlabel_options, per_seed
+    from amd_mmaction.reproduce.dose import slope_lines, summarize_dose
+    from amd_mmaction.reproduce.report import per_seed, report_metrics
     from amd_mmaction.reproduce.worker import open_run
     try:
         r = open_run(a.out, a.base, read_only=True)
-        metrics = (lowlabel_options(r.p)['metrics'] if 'lowlabel' in r.p else STUDENT_METRICS)
-        d = summarize_dose(r, per_seed, metrics, slope_stages=a.stages)
+        d = summarize_dose(r, per_seed, report_metrics(r.p), slope_stages=a.stages)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'slope: {err}') from err
     if d is None:

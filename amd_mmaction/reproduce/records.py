@@ -110,6 +110,7 @@ class RecordStore:
         if self.file is None:
             raise RuntimeError(f'{self.out} was opened read-only')
         self.records[rec['key']] = rec
+        self.own[rec['key']] = rec
         with open(self.file, 'a') as f:
             f.write(json.dumps(rec) + '\n')
 

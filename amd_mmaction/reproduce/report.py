@@ -47,6 +47,15 @@ def lowlabel_options(p: dict) -> dict:
                 own_teacher=False)
 
 
+def report_metrics(p: dict) -> list:
+    """(field, column, stage kind) of the student metrics the report of a run
+    of protocol ``p`` shows: a low-label run's fine-tuning; otherwise k-NN,
+    linear probe, and fine-tuning where the protocol has it."""
+    if 'lowlabel' in p:
+        return lowlabel_options(p)['metrics']
+    return [m for m in METRICS if m[0] != 'finetune_top1' or p['evaluation'].get('finetune')]
+
+
 def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool = True) -> dict:
     """``metrics``: (field, column, stage kind) triples, default METRICS
     (fine-tuning only where the protocol has it); ``curve_kind``: the stage
@@ -54,8 +63,7 @@ def summarize(run, metrics=None, curve_kind: str = 'finetune', own_teacher: bool
     built on another run's students (its wall time is its own, not the
     teacher's). A low-label run's defaults: :func:`lowlabel_options`."""
     p = run.p
-    metrics = metrics or [m for m in METRICS
-                          if m[0] != 'finetune_top1' or p['evaluation'].get('finetune')]
+    metrics = metrics or report_metrics(p)
     kinds = {m: k for m, _, k in metrics}
     variants = {}
     for v in p['variants']:

@@ -490,7 +490,7 @@ class ProtocolRun:
     def _gates_of(self, stage: dict):
         """(name to log, gate figures) of a shared stage's record: a teacher
         stage's gate; a larger teacher's gate; the main gate (teacher and
-        its untrained twin). None for stages that are not gates."""
+        its untrained twin); nothing for stages that are not gates."""
         key = stage_key(stage)
         if stage['kind'] == 'stage_gate':
             return [(key, self.records[key]['gate'])]

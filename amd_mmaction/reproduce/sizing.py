@@ -11,9 +11,11 @@ a result.
 """
 from typing import Dict, List
 
+import numpy as np
+
 from amd_mmaction.reproduce.dose import STUDENT_METRICS
 from amd_mmaction.reproduce.protocol import arm_names, arm_protocol, seeds_of
-from amd_mmaction.reproduce.stats import paired_stats, t_half_width as half_width
+from amd_mmaction.reproduce.stats import t_half_width as half_width
 
 
 def seeds_needed(sd: float, target: float, confidence: float = 0.95, most: int = 1000) -> int:
@@ -43,7 +45,7 @@ def expected_widths(run_dir: str, p: dict, target: float = 5.0) -> List[Dict]:
                 common = sorted(set(a) & set(b))
                 if len(common) < 2:
                     continue
-                sd = paired_stats({s: a[s] for s in common}, {s: b[s] for s in common})['sd']
+                sd = float(np.std([a[s] - b[s] for s in common], ddof=1))
                 rows.append(dict(arm=arm, claim=f'{better} − {worse}', meaning=meaning,
                                  metric=name, n_old=len(common), sd=sd, n_new=n_new,
                                  half_width=half_width(sd, n_new),
